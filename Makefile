@@ -1,0 +1,173 @@
+# egressd - GNU Makefile.
+#
+# Overridable variables (make VAR=value):
+#   BUILD       build directory (git-ignored)                  [build]
+#   CC, CLANG   C compiler; clang for the BPF object           [cc, clang]
+#   BPFTOOL     bpftool, for vmlinux.h and skeletons           [bpftool]
+#   CFLAGS      optimisation/debug flags                       [-O2 -g]
+#   PREFIX      install prefix                                 [/usr/local]
+#   DESTDIR     staging root for `make install`                []
+#   VMLINUX_BTF kernel BTF used to generate vmlinux.h          [/sys/kernel/btf/vmlinux]
+#   LLHTTP_SRC  llhttp's generated C sources (Debian node-llhttp) [/usr/share/llhttp]
+#   LLHTTP_INC  llhttp's header directory                      [/usr/share/include/llhttp]
+#   V=1         show full commands
+#
+# Targets: all (default), check (check-unit, check-netns, check-docker),
+# bench, install, uninstall, format, format-check, clean.
+
+BUILD ?= build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CFLAGS ?= -O2 -g
+PREFIX ?= /usr/local
+DESTDIR ?=
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.SUFFIXES:
+
+# relayd's warning set, plus -Werror (STYLE.md I.35).
+WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+	-Wmissing-declarations -Wshadow -Wpointer-arith -Wsign-compare \
+	-Wcast-qual -Wformat=2 -Wno-format-nonliteral
+PKGS := jansson yaml-0.1 libbpf
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+ALL_CPPFLAGS := -D_GNU_SOURCE -Isrc -I$(BUILD) -I$(LLHTTP_INC) \
+	-DEGRESS_SRCDIR='"$(CURDIR)"' $(CPPFLAGS)
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread
+LIBS := $(PKG_LIBS) -pthread
+
+# Everything but the programs' main() files: linked into the programs and,
+# built again with sanitizers, into the unit-test runner.
+CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
+	src/policy_index.c src/policy_decide.c src/dnscache.c \
+	src/event_json.c src/workflow.c src/ctl_common.c src/ctl_validate.c \
+	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c
+PROG_SRCS := src/egressctl.c
+PROGS := $(BUILD)/egressctl
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o \
+	$(BUILD)/llhttp/http.o
+
+CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS))
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(UNIT_SRCS))
+
+all: $(PROGS) $(BPF_SKELS) $(BUILD)/libllhttp.a
+
+$(BUILD)/egressctl: $(BUILD)/src/egressctl.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(BUILD)/%.o: %.c | $(BPF_SKELS)
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/asan/%.o: %.c | $(BPF_SKELS)
+	$(call msg,CC-SAN,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -O1 $(SAN) -MMD -MP -c -o $@ $<
+
+# ---- BPF: vmlinux.h -> *.bpf.o -> *.skel.h --------------------------------
+
+$(BUILD)/vmlinux.h:
+	$(call msg,BTF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)test -r $(VMLINUX_BTF) || { echo "$(VMLINUX_BTF) missing: the kernel has no BTF" >&2; exit 1; }
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
+
+BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
+		-I$(BUILD) -Ibpf -Wall -Werror -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# ---- llhttp, from Debian's node-llhttp, with its own (relaxed) flags ------
+
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -O2 -g -fPIC -I$(LLHTTP_INC) -c -o $@ $<
+
+$(BUILD)/libllhttp.a: $(LLHTTP_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+# ---- tests ----------------------------------------------------------------
+
+$(BUILD)/check_unit: $(ASAN_OBJS) $(BUILD)/libllhttp.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LIBS) $(CHECK_LIBS)
+
+.PHONY: all check check-unit check-netns check-docker bench install \
+	uninstall format format-check clean
+
+check: check-unit check-netns check-docker
+
+check-unit: $(BUILD)/check_unit $(PROGS)
+	$(call msg,TEST,unit)
+	$(Q)EGRESSCTL=$(CURDIR)/$(BUILD)/egressctl \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/check_unit
+
+check-netns: all
+	$(Q)tests/netns/run.sh $(BUILD)
+
+check-docker: all
+	$(Q)tests/docker/run.sh $(BUILD)
+
+$(BUILD)/bench_policy: bench/bench_policy.c $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+bench: $(BUILD)/bench_policy
+	$(Q)$(BUILD)/bench_policy
+
+# ---- install --------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl
+
+# ---- formatting -----------------------------------------------------------
+
+FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format:
+	clang-format -i $(FMT_SRCS)
+
+format-check:
+	$(call msg,FORMAT,$(words $(FMT_SRCS)) files)
+	$(Q)clang-format --dry-run --Werror $(FMT_SRCS)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

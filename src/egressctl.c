@@ -1,0 +1,48 @@
+/*
+ * egressctl.c - the egressctl command: offline policy tools.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const char usage[] =
+	"usage: egressctl COMMAND [ARGS]\n"
+	"\n"
+	"offline policy tools:\n"
+	"  validate FILE [--dump-rules] [--preset NAME] [--repo OWNER/REPO]\n"
+	"           [--workflow] [--strict] [-v] [-q]\n"
+	"                      report every problem of a policy, or print its\n"
+	"                      flattened rules as JSON\n"
+	"  check --policy FILE [--audit] [--preset NAME]\n"
+	"                      judge JSON events from stdin, one verdict a line\n"
+	"  analyze --policy FILE --log LOG [--json] [-v]\n"
+	"                      judge a recorded connection log\n"
+	"  suggest LOG...      print a policy that allows what the logs show\n"
+	"\n"
+	"The daemon commands (status, stop, reload, ca) arrive with egressd.\n";
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		fputs(usage, stderr);
+		return CTL_USAGE;
+	}
+	if (strcmp(cmd, "validate") == 0)
+		return ctl_validate(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "check") == 0)
+		return ctl_check(argc - 1, argv + 1, stdin, stdout, stderr);
+	if (strcmp(cmd, "analyze") == 0)
+		return ctl_analyze(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "suggest") == 0)
+		return ctl_suggest(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "-h") == 0) {
+		fputs(usage, stdout);
+		return CTL_OK;
+	}
+	fprintf(stderr, "egressctl: unknown command '%s'\n\n%s", cmd, usage);
+	return CTL_USAGE;
+}
