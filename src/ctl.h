@@ -15,19 +15,16 @@
 
 /* Exit statuses shared by the commands (reference 8.2). */
 enum {
-	CTL_OK = 0,	  /* valid / everything allowed */
-	CTL_FAIL = 1,	  /* invalid policy / something blocked */
-	CTL_USAGE = 2,	  /* bad arguments, unreadable file, bad YAML */
+	CTL_OK = 0, /* valid / everything allowed */
+	CTL_FAIL = 1, /* invalid policy / something blocked */
+	CTL_USAGE = 2, /* bad arguments, unreadable file, bad YAML */
 };
 
-int ctl_validate(int argc, char **argv, FILE *out, FILE *err)
-	NONNULL(2, 3, 4);
+int ctl_validate(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 int ctl_check(int argc, char **argv, FILE *in, FILE *out, FILE *err)
 	NONNULL(2, 3, 4, 5);
-int ctl_analyze(int argc, char **argv, FILE *out, FILE *err)
-	NONNULL(2, 3, 4);
-int ctl_suggest(int argc, char **argv, FILE *out, FILE *err)
-	NONNULL(2, 3, 4);
+int ctl_analyze(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
+int ctl_suggest(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 
 /* ---- helpers (ctl_common.c) ---- */
 

@@ -27,7 +27,7 @@ static const char analyze_usage[] =
 struct entry {
 	unsigned lineno;
 	json_t *obj; /* NULL: the line is not a JSON object */
-	char *bad;   /* why the line was unreadable */
+	char *bad; /* why the line was unreadable */
 };
 
 struct item {
@@ -115,8 +115,7 @@ static void fill_cache(struct dnscache *c, const struct entry *v, size_t n)
 }
 
 /* Judges one log object as the analyzer does; returns the rule or -1. */
-static int judge(const policy_t *p, struct dnscache *cache,
-		 const struct evj *e)
+static int judge(const policy_t *p, struct dnscache *cache, const struct evj *e)
 {
 	struct policy_decision d;
 	struct policy_event ev = e->ev;
@@ -138,8 +137,7 @@ static char *item_key(const struct evj *e, json_t *o)
 	long long pt = json_is_integer(port) ? json_integer_value(port) : 0;
 
 	if (strcmp(t, "http") == 0 || (strcmp(t, "https") == 0 && e->ev.url))
-		strbuf_addf(&sb, "%s %s", method,
-			    e->ev.url ? e->ev.url : "");
+		strbuf_addf(&sb, "%s %s", method, e->ev.url ? e->ev.url : "");
 	else if (strcmp(t, "https") == 0)
 		strbuf_addf(&sb, "https %s:%lld",
 			    e->ev.host ? e->ev.host : "(no SNI)",
@@ -269,9 +267,10 @@ static void analyze_entry(const policy_t *p, struct dnscache *cache,
 		if (created) {
 			it->failed = true;
 			it->context = item_context(&e);
-			it->error = json_is_string(errv) ?
-					    util_xstrdup(json_string_value(errv)) :
-					    json_dumps(errv, JSON_ENCODE_ANY);
+			it->error =
+				json_is_string(errv) ?
+					util_xstrdup(json_string_value(errv)) :
+					json_dumps(errv, JSON_ENCODE_ANY);
 			t->failed++;
 		}
 		it->count++;
@@ -339,8 +338,7 @@ static void tally_fini(struct tally *t)
 }
 
 /* Reads the log as entries; blank lines are skipped. */
-static int read_log(const char *path, struct entry **vp, size_t *np,
-		    FILE *err)
+static int read_log(const char *path, struct entry **vp, size_t *np, FILE *err)
 {
 	FILE *f = fopen(path, "r");
 	char *line = NULL;

@@ -69,12 +69,12 @@ static void check_line(const policy_t *p, struct dnscache *cache, bool audit,
 	policy_decide(p, cache, audit, e.mitm, CHECK_NOW, &e.ev, &d);
 	if (e.ev.type != POLICY_EV_HTTPS || !e.mitm)
 		d.passthrough = d.insecure = false;
-	print_json(out, json_pack("{s:s,s:o,s:b,s:b}", "verdict",
-				  d.allow ? "allow" : "block", "rule",
-				  d.rule >= 0 ? json_integer(d.rule) :
-						json_null(),
-				  "passthrough", d.passthrough, "insecure",
-				  d.insecure));
+	print_json(out,
+		   json_pack("{s:s,s:o,s:b,s:b}", "verdict",
+			     d.allow ? "allow" : "block", "rule",
+			     d.rule >= 0 ? json_integer(d.rule) : json_null(),
+			     "passthrough", d.passthrough, "insecure",
+			     d.insecure));
 done:
 	evj_fini(&e);
 	json_decref(obj);

@@ -25,7 +25,7 @@ struct sug {
 	uint32_t *ports;
 	size_t nports;
 	char *from; /* first executable seen */
-	bool used;  /* folded into a wildcard */
+	bool used; /* folded into a wildcard */
 };
 
 struct sugset {
@@ -118,8 +118,7 @@ static void print_rule(FILE *out, const char *text, const char *from)
 }
 
 /* Prints ip rules of one kind; returns how many targets could not be. */
-static void print_ips(FILE *out, const char *title, struct sugset *s,
-		      bool udp)
+static void print_ips(FILE *out, const char *title, struct sugset *s, bool udp)
 {
 	if (!s->n)
 		return;
@@ -297,8 +296,9 @@ static int collect_file(struct collect *c, const char *path, FILE *err)
 			continue;
 		o = json_loads(line, JSON_DECODE_ANY, &je);
 		if (!json_is_object(o))
-			fprintf(err, "egressctl: %s:%u: not a JSON object "
-				     "(skipped)\n",
+			fprintf(err,
+				"egressctl: %s:%u: not a JSON object "
+				"(skipped)\n",
 				path, lineno);
 		else
 			collect_obj(c, o);
@@ -324,9 +324,10 @@ int ctl_suggest(int argc, char **argv, FILE *out, FILE *err)
 	for (int i = 1; i < argc && !rc; i++)
 		rc = collect_file(&c, argv[i], err);
 	if (!rc) {
-		fprintf(out, "# Suggested by egressctl suggest from %zu log "
-			     "line(s).\n# Review before use: it allows "
-			     "everything that was recorded.\n",
+		fprintf(out,
+			"# Suggested by egressctl suggest from %zu log "
+			"line(s).\n# Review before use: it allows "
+			"everything that was recorded.\n",
 			c.lines);
 		print_hosts(out, &c.hosts);
 		print_ips(out, "DNS resolvers", &c.resolvers, true);
@@ -343,13 +344,14 @@ int ctl_suggest(int argc, char **argv, FILE *out, FILE *err)
 			if (rule_ok(strbuf_str(&sb), POLICY_DNS_HOST))
 				print_rule(out, strbuf_str(&sb), NULL);
 			else
-				fprintf(out, "# cannot be written as a rule: "
-					     "%s\n",
+				fprintf(out,
+					"# cannot be written as a rule: "
+					"%s\n",
 					strbuf_str(&sb));
 			strbuf_fini(&sb);
 		}
-		print_ips(out, "raw TCP and connections without a name",
-			  &c.tcp, false);
+		print_ips(out, "raw TCP and connections without a name", &c.tcp,
+			  false);
 		print_ips(out, "UDP", &c.udp, true);
 	}
 	sugset_fini(&c.hosts);

@@ -38,9 +38,10 @@ static json_t *rule_json(const struct policy_rule *r)
 		v = json_array();
 		for (size_t i = 0; i < r->nports; i++)
 			json_array_append_new(
-				v, json_integer(r->ports[i] > INT64_MAX ?
-							INT64_MAX :
-							(json_int_t)r->ports[i]));
+				v,
+				json_integer(r->ports[i] > INT64_MAX ?
+						     INT64_MAX :
+						     (json_int_t)r->ports[i]));
 	}
 	json_object_set_new(o, "port", v);
 	json_object_set_new(o, "protocol",
@@ -48,17 +49,19 @@ static json_t *rule_json(const struct policy_rule *r)
 	if (r->methods) {
 		v = json_array();
 		for (size_t i = 0; i < r->nmethods; i++)
-			json_array_append_new(
-				v, json_string(policy_method_str(r->methods[i])));
+			json_array_append_new(v, json_string(policy_method_str(
+							 r->methods[i])));
 	} else {
 		v = json_null();
 	}
 	json_object_set_new(o, "methods", v);
 	json_object_set_new(o, "url_base",
-			    r->url_base ? json_string(r->url_base) : json_null());
+			    r->url_base ? json_string(r->url_base) :
+					  json_null());
 	v = json_object();
 	for (size_t i = 0; i < r->nattrs; i++)
-		json_object_set_new(v, r->attrs[i].key, attr_json(&r->attrs[i]));
+		json_object_set_new(v, r->attrs[i].key,
+				    attr_json(&r->attrs[i]));
 	json_object_set_new(o, "attrs", v);
 	if (r->passthrough)
 		json_object_set_new(o, "passthrough", json_true());
@@ -147,7 +150,8 @@ static size_t validate_one(const char *where, const char *text,
 	}
 	if (!vo->quiet) {
 		if (problems)
-			fprintf(out, "%s: FAILED: %zu error(s), %zu warning(s)\n",
+			fprintf(out,
+				"%s: FAILED: %zu error(s), %zu warning(s)\n",
 				where, errors, problems - errors);
 		else
 			fprintf(out, "%s: OK\n", where);
@@ -170,8 +174,9 @@ static int validate_file(const struct ctl_source *src, const struct vopts *vo,
 			return CTL_USAGE;
 		}
 		if (!wf.n && !vo->quiet)
-			fprintf(err, "egressctl: %s: no egress policy found in "
-				     "the workflow\n",
+			fprintf(err,
+				"egressctl: %s: no egress policy found in "
+				"the workflow\n",
 				src->file);
 		for (size_t i = 0; i < wf.n; i++) {
 			problems += validate_one(wf.v[i].label, wf.v[i].text,
@@ -249,8 +254,9 @@ int ctl_validate(int argc, char **argv, FILE *out, FILE *err)
 	}
 	src.file = argv[optind];
 	if (src.preset && strcmp(src.preset, "github-hosted") != 0) {
-		fprintf(err, "egressctl: unknown preset '%s' (known: "
-			     "github-hosted)\n",
+		fprintf(err,
+			"egressctl: unknown preset '%s' (known: "
+			"github-hosted)\n",
 			src.preset);
 		return CTL_USAGE;
 	}

@@ -62,7 +62,8 @@ static int read_proc(json_t *obj, struct evj *e, char *err, size_t errlen)
 	if (!cl || json_is_null(cl))
 		return 0;
 	if (!json_is_array(cl))
-		return errf(err, errlen, "\"cmdline\" must be a list of strings");
+		return errf(err, errlen,
+			    "\"cmdline\" must be a list of strings");
 	if (json_array_size(cl) == 0)
 		return 0;
 	e->cmdline = util_xcalloc(json_array_size(cl), sizeof(char *));
@@ -93,8 +94,8 @@ static int read_dns_response(json_t *obj, struct evj *e, char *err,
 		if (!json_is_array(ans))
 			return errf(err, errlen,
 				    "\"answers\" must be a list of strings");
-		e->answers = util_xcalloc(json_array_size(ans) + 1,
-					  sizeof(char *));
+		e->answers =
+			util_xcalloc(json_array_size(ans) + 1, sizeof(char *));
 		for (size_t i = 0; i < json_array_size(ans); i++) {
 			json_t *a = json_array_get(ans, i);
 			if (!json_is_string(a))
@@ -113,8 +114,7 @@ static int read_dns_response(json_t *obj, struct evj *e, char *err,
 	return 0;
 }
 
-int evj_read(json_t *obj, bool strict, struct evj *e, char *err,
-	     size_t errlen)
+int evj_read(json_t *obj, bool strict, struct evj *e, char *err, size_t errlen)
 {
 	json_t *t, *ip, *port, *mitm;
 	size_t i;
@@ -171,7 +171,8 @@ int evj_read(json_t *obj, bool strict, struct evj *e, char *err,
 	mitm = json_object_get(obj, "mitm");
 	if (mitm && !json_is_null(mitm)) {
 		if (!json_is_boolean(mitm))
-			return errf(err, errlen, "\"mitm\" must be true or false");
+			return errf(err, errlen,
+				    "\"mitm\" must be true or false");
 		e->mitm = json_is_true(mitm);
 	}
 	return 0;

@@ -11,9 +11,9 @@
 #include "policy.h"
 
 enum evj_kind {
-	EVJ_EVENT,	  /* a decision event (ev is filled in) */
+	EVJ_EVENT, /* a decision event (ev is filled in) */
 	EVJ_DNS_RESPONSE, /* feeds the DNS cache */
-	EVJ_OTHER,	  /* analyze only: a type the engine has no stage for */
+	EVJ_OTHER, /* analyze only: a type the engine has no stage for */
 	EVJ_KIND_MAX
 };
 

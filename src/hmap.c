@@ -8,17 +8,18 @@
 
 #include "util.h"
 
+/*
+ * FNV-1a over the bytes from last to first.  Running backwards lets a caller
+ * hash every suffix of a string in one pass (hostname suffix lookups).
+ */
 uint64_t hmap_hash(const void *key, size_t len)
 {
 	const unsigned char *p = key;
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = HMAP_HASH_INIT;
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	/* Fold the high bits down: bucket selection masks the low ones. */
-	return h ^ (h >> 29);
+	for (size_t i = len; i > 0; i--)
+		h = hmap_hash_step(h, p[i - 1]);
+	return hmap_hash_final(h);
 }
 
 void hmap_fini(struct hmap *m)
@@ -54,7 +55,15 @@ static struct hmap_entry **hmap_find(const struct hmap *m, const char *key,
 
 void *hmap_get(const struct hmap *m, const char *key, size_t klen)
 {
-	struct hmap_entry **pp = hmap_find(m, key, klen, hmap_hash(key, klen));
+	if (!m->count)
+		return NULL;
+	return hmap_get_hashed(m, key, klen, hmap_hash(key, klen));
+}
+
+void *hmap_get_hashed(const struct hmap *m, const char *key, size_t klen,
+		      uint64_t hash)
+{
+	struct hmap_entry **pp = hmap_find(m, key, klen, hash);
 
 	return pp && *pp ? (*pp)->value : NULL;
 }
@@ -124,7 +133,8 @@ void *hmap_del(struct hmap *m, const char *key, size_t klen)
 }
 
 void hmap_foreach(const struct hmap *m,
-		  void (*fn)(const char *key, void *value, void *arg), void *arg)
+		  void (*fn)(const char *key, void *value, void *arg),
+		  void *arg)
 {
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (struct hmap_entry *e = m->buckets[i]; e; e = e->next)

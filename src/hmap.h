@@ -27,6 +27,21 @@ struct hmap {
 	size_t count;
 };
 
+#define HMAP_HASH_INIT 0xcbf29ce484222325ULL
+
+/* One step of hmap_hash, which consumes a key from its last byte to its
+ * first; finish with hmap_hash_final. */
+static inline uint64_t hmap_hash_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * 0x100000001b3ULL;
+}
+
+static inline uint64_t hmap_hash_final(uint64_t h)
+{
+	/* fold the high bits down: bucket selection masks the low ones */
+	return h ^ (h >> 29);
+}
+
 uint64_t hmap_hash(const void *key, size_t len) NONNULL(1);
 
 /* Zero-initialised maps are valid and empty. */
@@ -35,6 +50,9 @@ void hmap_fini(struct hmap *m) NONNULL(1);
 /* The value for key, or NULL. */
 void *hmap_get(const struct hmap *m, const char *key, size_t klen)
 	NONNULL(1, 2);
+/* As hmap_get, with hash = hmap_hash(key, klen) computed by the caller. */
+void *hmap_get_hashed(const struct hmap *m, const char *key, size_t klen,
+		      uint64_t hash) NONNULL(1, 2);
 /*
  * Returns the slot of key's value, inserting key with a NULL value when
  * absent (*created set to true).  The slot stays valid until the next insert

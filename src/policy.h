@@ -101,29 +101,29 @@ struct policy_rule {
 	/* derived */
 	const char *host; /* lower-cased hostname pattern (host, wildcard,
 			     dns_*, URL host, url_base host) or NULL */
-	bool host_wild;	  /* host contains '*' */
-	bool https;	  /* URL/path rules: scheme */
+	bool host_wild; /* host contains '*' */
+	bool https; /* URL/path rules: scheme */
 	const char *path; /* URL/path rules: the path pattern */
-	uint32_t net;	  /* cidr: network (host order), masked */
-	uint32_t mask;	  /* cidr: prefix mask (host order) */
-	uint32_t mbits;	  /* bitmask of enum policy_method */
+	uint32_t net; /* cidr: network (host order), masked */
+	uint32_t mask; /* cidr: prefix mask (host order) */
+	uint32_t mbits; /* bitmask of enum policy_method */
 };
 
 typedef struct policy policy_t;
 
 enum policy_diag_kind {
-	POLICY_DIAG_SYNTAX,  /* the line does not parse */
-	POLICY_DIAG_RULE,    /* parsed, but the rule is rejected (dropped) */
+	POLICY_DIAG_SYNTAX, /* the line does not parse */
+	POLICY_DIAG_RULE, /* parsed, but the rule is rejected (dropped) */
 	POLICY_DIAG_WARNING, /* cross-rule warning, reported on line 0 */
 	POLICY_DIAG_KIND_MAX
 };
 
 struct policy_diag {
 	enum policy_diag_kind kind;
-	unsigned line;	  /* 1-based; 0 for cross-rule warnings */
-	unsigned column;  /* 1-based column (characters) of a syntax error */
-	char *text;	  /* the line, trimmed */
-	char *msg;	  /* what is wrong */
+	unsigned line; /* 1-based; 0 for cross-rule warnings */
+	unsigned column; /* 1-based column (characters) of a syntax error */
+	char *text; /* the line, trimmed */
+	char *msg; /* what is wrong */
 };
 
 struct policy_diags {
@@ -165,13 +165,12 @@ struct policy_opts {
  * diagnostic says why and *out is NULL.
  */
 int policy_parse(const char *text, size_t len, const struct policy_opts *opts,
-		 policy_t **out, struct policy_diags *diags) NONNULL(1, 4)
-	WUNRES;
+		 policy_t **out, struct policy_diags *diags)
+	NONNULL(1, 4) WUNRES;
 void policy_free(policy_t *p);
 
 size_t policy_nrules(const policy_t *p) NONNULL(1);
-const struct policy_rule *policy_rule(const policy_t *p, size_t i)
-	NONNULL(1);
+const struct policy_rule *policy_rule(const policy_t *p, size_t i) NONNULL(1);
 
 /* NULL-terminated list of preset names. */
 const char *const *policy_preset_names(void);
@@ -206,18 +205,18 @@ struct policy_event {
 	enum policy_ev_type type;
 	const char *dst_ip; /* dotted quad as logged; may be "unknown" */
 	int64_t dst_port;
-	const char *url;    /* full request URL (http) */
-	const char *host;   /* SNI (https), or a hostname learned elsewhere */
-	const char *name;   /* DNS query name */
+	const char *url; /* full request URL (http) */
+	const char *host; /* SNI (https), or a hostname learned elsewhere */
+	const char *name; /* DNS query name */
 	const char *method; /* HTTP method; NULL is taken as GET */
 	struct policy_proc proc;
 };
 
 struct policy_decision {
-	bool allow;	  /* the verdict (audit mode allows everything) */
-	int rule;	  /* first matching rule index, -1 for none */
+	bool allow; /* the verdict (audit mode allows everything) */
+	int rule; /* first matching rule index, -1 for none */
 	bool passthrough; /* TLS stage: relay without interception */
-	bool insecure;	  /* TLS stage: do not verify the upstream */
+	bool insecure; /* TLS stage: do not verify the upstream */
 };
 
 /* "allow" when a rule matched, else "deny": the log's `policy` field. */

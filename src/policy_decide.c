@@ -21,8 +21,8 @@ static bool pred_url_host(const struct policy_rule *r, const struct mev *m,
 	return rule_match_url_host(r, m);
 }
 
-static bool pred_passthrough(const struct policy_rule *r,
-			     const struct mev *m, const void *arg UNUSED)
+static bool pred_passthrough(const struct policy_rule *r, const struct mev *m,
+			     const void *arg UNUSED)
 {
 	return r->passthrough && rule_match(r, m);
 }
@@ -129,11 +129,11 @@ static int tls_stage(const policy_t *p, const struct policy_event *ev,
 	if (r < 0 && host)
 		r = policy_index_first(p, &m, CAND_HOSTS, pred_url_host, NULL);
 	if (r >= 0) {
-		if (sni)
-			out->passthrough =
-				policy_index_first(p, &m, CAND_ALL,
-						   pred_passthrough, NULL) >= 0;
-		if (!out->passthrough)
+		if (sni && p->idx.any_passthrough)
+			out->passthrough = policy_index_first(p, &m, CAND_ALL,
+							      pred_passthrough,
+							      NULL) >= 0;
+		if (!out->passthrough && p->idx.any_insecure)
 			out->insecure = policy_index_first(p, &m, CAND_ALL,
 							   pred_insecure,
 							   NULL) >= 0;

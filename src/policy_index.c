@@ -25,8 +25,7 @@ static void idxvec_push(struct idxvec *v, uint32_t i)
 	v->v[v->n++] = i;
 }
 
-static void bucket_add(struct hmap *m, const char *key, size_t klen,
-		       uint32_t i)
+static void bucket_add(struct hmap *m, const char *key, size_t klen, uint32_t i)
 {
 	void **slot = hmap_slot(m, key, klen, NULL);
 
@@ -98,6 +97,8 @@ void policy_index_build(struct policy *p)
 		case POLICY_RULE_TYPE_MAX:
 			break;
 		}
+		ix->any_passthrough |= r->passthrough;
+		ix->any_insecure |= r->insecure;
 	}
 }
 
@@ -152,13 +153,21 @@ static void cands_host(struct cands *c, const struct policy_index *ix,
 		       const char *h)
 {
 	size_t len = strlen(h);
+	uint64_t hash = HMAP_HASH_INIT;
 
-	cands_add(c, hmap_get(&ix->exact, h, len));
-	/* every suffix that starts at a label boundary, the whole name too */
-	for (size_t i = 0; i <= len; i++) {
-		if (i == 0 || h[i - 1] == '.')
-			cands_add(c, hmap_get(&ix->wild, h + i, len - i));
+	/* every suffix that starts at a label boundary, the whole name too;
+	 * the hash runs backwards, so each suffix extends the previous one
+	 * and the last is the whole name's, for the exact bucket */
+	for (size_t i = len + 1; i-- > 0;) {
+		if (i < len)
+			hash = hmap_hash_step(hash, (unsigned char)h[i]);
+		if ((i == 0 || h[i - 1] == '.') && ix->wild.count)
+			cands_add(c, hmap_get_hashed(&ix->wild, h + i, len - i,
+						     hmap_hash_final(hash)));
 	}
+	if (ix->exact.count)
+		cands_add(c, hmap_get_hashed(&ix->exact, h, len,
+					     hmap_hash_final(hash)));
 }
 
 int policy_index_first(const struct policy *p, const struct mev *m,
@@ -191,8 +200,9 @@ int policy_index_first(const struct policy *p, const struct mev *m,
 				continue;
 			uint32_t mask = len ? 0xffffffffu << (32 - len) : 0;
 			uint32_t net = m->ip & mask;
-			cands_add(&c, hmap_get(&ix->cidr[len], (const char *)&net,
-					       sizeof(net)));
+			cands_add(&c,
+				  hmap_get(&ix->cidr[len], (const char *)&net,
+					   sizeof(net)));
 		}
 	}
 	if (c.n > ARRAY_SIZE(cur))

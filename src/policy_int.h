@@ -15,8 +15,8 @@ struct arena {
 };
 
 void *arena_alloc(struct arena *a, size_t n) NONNULL(1) WUNRES;
-char *arena_strndup(struct arena *a, const char *s, size_t n) NONNULL(1, 2)
-	WUNRES;
+char *arena_strndup(struct arena *a, const char *s, size_t n)
+	NONNULL(1, 2) WUNRES;
 void arena_fini(struct arena *a) NONNULL(1);
 
 /* Rule indices kept in ascending order. */
@@ -35,12 +35,14 @@ struct idxvec {
 struct policy_index {
 	struct hmap exact; /* lower-case name -> idxvec: host, dns_host, and
 			      URL/path rules with an exact host */
-	struct hmap wild;  /* fixed suffix -> idxvec: wildcard, dns_wildcard
+	struct hmap wild; /* fixed suffix -> idxvec: wildcard, dns_wildcard
 			      and URL/path rules with a wildcard host */
-	struct hmap ip;	   /* dotted quad (as written) -> idxvec: ip rules */
+	struct hmap ip; /* dotted quad (as written) -> idxvec: ip rules */
 	struct hmap cidr[33]; /* per prefix length: network -> idxvec */
-	struct idxvec urls;   /* every URL/path rule */
-	uint64_t cidr_lens;   /* bit n set: some cidr rule has prefix n */
+	struct idxvec urls; /* every URL/path rule */
+	uint64_t cidr_lens; /* bit n set: some cidr rule has prefix n */
+	bool any_passthrough; /* some rule is passthrough */
+	bool any_insecure; /* some rule is insecure */
 };
 
 struct policy {

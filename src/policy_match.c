@@ -157,8 +157,7 @@ static bool star_glob(const char *p, const char *pe, const char *s,
 			ss = s;
 			continue;
 		}
-		if (p < pe && s < se &&
-		    (ci ? lc(*p) == lc(*s) : *p == *s)) {
+		if (p < pe && s < se && (ci ? lc(*p) == lc(*s) : *p == *s)) {
 			p++;
 			s++;
 			continue;
@@ -217,8 +216,8 @@ bool policy_host_match(const char *pattern, bool wildcard, const char *host)
 			return false;
 		size_t fstart = label_start_from_right(host, hl, nb);
 		size_t fend = strcspn(host + fstart, ".") + fstart;
-		if (nb && !span_eq_ci(rest + fl + 1, rl - fl - 1, host + fend + 1,
-				      hl - fend - 1))
+		if (nb && !span_eq_ci(rest + fl + 1, rl - fl - 1,
+				      host + fend + 1, hl - fend - 1))
 			return false;
 		if (memchr(rest, '*', fl))
 			return star_glob(rest, rest + fl, host + fstart,
@@ -385,7 +384,8 @@ static bool val_match(const struct policy_attr *a, const char *v)
 	return policy_glob(a->value, v);
 }
 
-static bool attrs_match(const struct policy_rule *r, const struct policy_proc *pr)
+static bool attrs_match(const struct policy_rule *r,
+			const struct policy_proc *pr)
 {
 	for (size_t i = 0; i < r->nattrs; i++) {
 		const struct policy_attr *a = &r->attrs[i];
@@ -481,31 +481,70 @@ static uint32_t method_bit(const char *method)
 	return 0;
 }
 
+/* Fast path for the common a.b.c.d; other forms go to inet_aton. */
+static bool parse_quad(const char *s, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	for (int part = 0; part < 4; part++) {
+		unsigned o = 0;
+		int digits = 0;
+		while (*s >= '0' && *s <= '9' && digits < 4) {
+			o = o * 10 + (unsigned)(*s++ - '0');
+			digits++;
+		}
+		if (!digits || digits > 3 || o > 255 ||
+		    (digits > 1 && s[-digits] == '0'))
+			return false;
+		v = (v << 8) | o;
+		if (part < 3 && *s++ != '.')
+			return false;
+	}
+	if (*s)
+		return false;
+	*out = v;
+	return true;
+}
+
 void mev_init(struct mev *m, const struct policy_event *ev, const char *host,
 	      const char *name, const char *url, const char *method)
 {
 	struct in_addr in;
 	const char *hn;
 
-	memset(m, 0, sizeof(*m));
 	m->ev = ev;
 	m->udp = ev->type == POLICY_EV_DNS || ev->type == POLICY_EV_UDP;
 	m->port = ev->dst_port;
 	m->dst_ip = ev->dst_ip ? ev->dst_ip : "";
-	m->ip_ok = inet_aton(m->dst_ip, &in) != 0;
-	m->ip = m->ip_ok ? ntohl(in.s_addr) : 0;
+	m->ip_ok = parse_quad(m->dst_ip, &m->ip);
+	if (!m->ip_ok && (m->ip_ok = inet_aton(m->dst_ip, &in) != 0))
+		m->ip = ntohl(
+			in.s_addr); /* the shorthand forms inet_aton takes */
 	m->mbit = method_bit(method);
+	m->hn = NULL;
+	m->has_url = false;
+	m->urlbuf = m->hnbuf = NULL;
 	if (url) {
-		m->urlbuf = util_xmalloc(strlen(url) + 2);
-		policy_url_parse(url, m->urlbuf, &m->url);
+		size_t need = strlen(url) + 2;
+		char *buf = m->urlinline;
+		if (need > sizeof(m->urlinline))
+			buf = m->urlbuf = util_xmalloc(need);
+		policy_url_parse(url, buf, &m->url);
 		m->has_url = true;
 	}
 	/* the event hostname: host, else name, else the URL's hostname */
 	hn = host && *host ? host : name && *name ? name : NULL;
-	if (hn)
-		m->hn = m->hnbuf = util_ascii_lower(hn, strlen(hn));
-	else if (m->has_url)
+	if (hn) {
+		size_t len = strlen(hn);
+		char *buf = m->hninline;
+		if (len >= sizeof(m->hninline))
+			buf = m->hnbuf = util_xmalloc(len + 1);
+		for (size_t i = 0; i <= len; i++)
+			buf[i] = lc(hn[i]);
+		m->hn = buf;
+	} else if (m->has_url) {
 		m->hn = m->url.host;
+	}
 }
 
 void mev_fini(struct mev *m)

@@ -10,17 +10,19 @@
 /* An event prepared for matching: computed once, checked against many rules. */
 struct mev {
 	const struct policy_event *ev; /* for the process fields */
-	bool udp;		       /* dns/udp (else http/https/tcp) */
+	bool udp; /* dns/udp (else http/https/tcp) */
 	int64_t port;
 	const char *dst_ip;
 	bool ip_ok; /* dst_ip parsed (inet_aton) */
 	uint32_t ip;
-	uint32_t mbit;	/* 1 << method, 0 for an unknown method */
+	uint32_t mbit; /* 1 << method, 0 for an unknown method */
 	const char *hn; /* lower-cased event hostname, or NULL */
 	bool has_url;
 	struct policy_url url;
-	char *urlbuf;
+	char *urlbuf; /* heap copies, only when the inline ones are too small */
 	char *hnbuf;
+	char urlinline[512];
+	char hninline[256];
 };
 
 /*
@@ -32,8 +34,7 @@ void mev_init(struct mev *m, const struct policy_event *ev, const char *host,
 	NONNULL(1, 2);
 void mev_fini(struct mev *m) NONNULL(1);
 
-bool rule_match(const struct policy_rule *r, const struct mev *m)
-	NONNULL(1, 2);
+bool rule_match(const struct policy_rule *r, const struct mev *m) NONNULL(1, 2);
 bool rule_match_url_host(const struct policy_rule *r, const struct mev *m)
 	NONNULL(1, 2);
 bool rule_match_dns_name(const struct policy_rule *r, const struct mev *m)
@@ -44,8 +45,8 @@ bool rule_match_resolver(const struct policy_rule *r, const struct mev *m)
 /* Which candidate buckets a lookup consults. */
 enum {
 	CAND_HOSTS = 1 << 0, /* exact and wildcard hostname buckets for hn */
-	CAND_URL = 1 << 1,   /* hostname buckets for the URL's host */
-	CAND_ADDR = 1 << 2,  /* ip and cidr buckets for dst_ip */
+	CAND_URL = 1 << 1, /* hostname buckets for the URL's host */
+	CAND_ADDR = 1 << 2, /* ip and cidr buckets for dst_ip */
 };
 
 /*

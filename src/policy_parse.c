@@ -284,9 +284,9 @@ struct pline {
 	enum line_kind kind;
 	enum header_kind hkind;
 	enum policy_rule_type rtype;
-	struct span target;  /* rule target, or the URL base of a header */
+	struct span target; /* rule target, or the URL base of a header */
 	bool has_ports;
-	struct span ports;   /* the port list, after ':' */
+	struct span ports; /* the port list, after ':' */
 	bool has_proto;
 	enum policy_proto proto;
 	bool has_methods;
@@ -675,8 +675,8 @@ static size_t p_path_rest(struct lp *lp, size_t pos)
 
 static ssize_t p_kv_key(struct lp *lp, size_t pos)
 {
-	static const char *const keys[] = { "image", "action", "step",
-					    "cgroup", "exe", "arg" };
+	static const char *const keys[] = { "image",  "action", "step",
+					    "cgroup", "exe",	"arg" };
 	static const char what[] = "an attribute key (exe, arg, arg[N], "
 				   "step, action, cgroup, image)";
 
@@ -690,7 +690,8 @@ static ssize_t p_kv_key(struct lp *lp, size_t pos)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		size_t len = strlen(keys[i]);
-		if (lp->n - pos >= len && memcmp(lp->s + pos, keys[i], len) == 0)
+		if (lp->n - pos >= len &&
+		    memcmp(lp->s + pos, keys[i], len) == 0)
 			return (ssize_t)(pos + len);
 	}
 	return fail(lp, pos, what);
@@ -1060,9 +1061,8 @@ static bool word_at(const struct lp *lp, size_t pos, const char *w)
 /* Does the line start with a lower-case HTTP method and white space? */
 static bool lower_method_prefix(const struct lp *lp)
 {
-	static const char *const m[] = { "get",	  "head",  "post",
-					  "put",   "delete", "patch",
-					  "options" };
+	static const char *const m[] = { "get",	   "head",  "post",   "put",
+					 "delete", "patch", "options" };
 	size_t pos = p_ws0(lp, 0);
 
 	for (size_t i = 0; i < ARRAY_SIZE(m); i++) {
@@ -1115,9 +1115,9 @@ static char *syntax_message(const struct lp *lp)
 				 "count as white space)");
 	} else {
 		for (size_t i = 0; i < lp->nexp; i++) {
-			strbuf_adds(&sb, i == 0 ? "expected " :
-				    i + 1 == lp->nexp ? " or " :
-							", ");
+			strbuf_adds(&sb, i == 0		   ? "expected " :
+					 i + 1 == lp->nexp ? " or " :
+							     ", ");
 			strbuf_adds(&sb, lp->exp[i]);
 		}
 		if (!lp->nexp)
@@ -1237,9 +1237,12 @@ static void build_methods(struct builder *b, const char *s, struct span sp,
 static enum policy_attr_key attr_kind(const char *key, uint64_t *index)
 {
 	static const char *const names[] = {
-		[POLICY_ATTR_EXE] = "exe",     [POLICY_ATTR_ARG] = "arg",
-		[POLICY_ATTR_STEP] = "step",   [POLICY_ATTR_ACTION] = "action",
-		[POLICY_ATTR_CGROUP] = "cgroup", [POLICY_ATTR_IMAGE] = "image",
+		[POLICY_ATTR_EXE] = "exe",
+		[POLICY_ATTR_ARG] = "arg",
+		[POLICY_ATTR_STEP] = "step",
+		[POLICY_ATTR_ACTION] = "action",
+		[POLICY_ATTR_CGROUP] = "cgroup",
+		[POLICY_ATTR_IMAGE] = "image",
 	};
 
 	*index = 0;
@@ -1262,8 +1265,7 @@ static struct attrset merge_attrs(struct builder *b, struct attrset base,
 {
 	struct attrset r;
 
-	r.v = arena_alloc(&b->p->arena,
-			  (base.n + pl->nattrs) * sizeof(*r.v));
+	r.v = arena_alloc(&b->p->arena, (base.n + pl->nattrs) * sizeof(*r.v));
 	if (base.n)
 		memcpy(r.v, base.v, base.n * sizeof(*r.v));
 	r.n = base.n;
@@ -1275,8 +1277,8 @@ static struct attrset merge_attrs(struct builder *b, struct attrset base,
 			    memcmp(r.v[j].key, s + a->key.b, klen) == 0)
 				break;
 		if (j == r.n) {
-			r.v[j].key = arena_strndup(&b->p->arena, s + a->key.b,
-						   klen);
+			r.v[j].key =
+				arena_strndup(&b->p->arena, s + a->key.b, klen);
 			r.v[j].kind = attr_kind(r.v[j].key, &r.v[j].index);
 			r.n++;
 		}
@@ -1365,7 +1367,7 @@ static struct policy_rule *build_rule(struct builder *b, const char *s,
 				    &r.nports);
 		} else {
 			r.ports = strncmp(t, "https:", 6) == 0 ? port_443 :
-								   port_80;
+								 port_80;
 			r.nports = 1;
 		}
 		r.proto = POLICY_TCP;
@@ -1421,8 +1423,8 @@ static struct policy_rule *build_rule(struct builder *b, const char *s,
 			    policy_rule_type_str(r.type));
 		return NULL;
 	}
-	if (r.insecure && (r.type == POLICY_DNS_HOST ||
-			   r.type == POLICY_DNS_WILDCARD_HOST)) {
+	if (r.insecure &&
+	    (r.type == POLICY_DNS_HOST || r.type == POLICY_DNS_WILDCARD_HOST)) {
 		rule_reject(b, s, len,
 			    "insecure is not supported on DNS-only rules "
 			    "(%s)",
@@ -1584,13 +1586,13 @@ static void cross_rule_warnings(const struct policy *p, size_t first,
 				continue;
 			/* (a) a passthrough pattern covering a URL rule's host,
 			 * or a wildcard URL host covering a passthrough host */
-			url_overlap =
-				is_urlish(o) &&
-				(pt->host_wild ?
-					 policy_host_match(pt->host, true,
-							   o->host) :
-					 policy_host_match(o->host, o->host_wild,
-							   pt->host));
+			url_overlap = is_urlish(o) &&
+				      (pt->host_wild ?
+					       policy_host_match(pt->host, true,
+								 o->host) :
+					       policy_host_match(o->host,
+								 o->host_wild,
+								 pt->host));
 			/* (b) a passthrough rule overlapping an insecure one */
 			ins_overlap = o->insecure && hosts_overlap(pt, o);
 			if (!url_overlap && !ins_overlap)
@@ -1664,8 +1666,7 @@ const char *const *policy_preset_names(void)
 
 /* Parses lines of text into b's policy; line numbers go to diagnostics
  * only when report is set (user text). */
-static void parse_text(struct builder *b, const char *s, size_t n,
-		       bool report)
+static void parse_text(struct builder *b, const char *s, size_t n, bool report)
 {
 	size_t i = 0;
 	unsigned lineno = 0;
@@ -1716,7 +1717,8 @@ static char *substitute(const char *s, size_t n, const char *owner,
 	size_t i = 0;
 
 	while (i < n) {
-		if (s[i] == '{' && n - i >= 7 && memcmp(s + i, "{owner}", 7) == 0) {
+		if (s[i] == '{' && n - i >= 7 &&
+		    memcmp(s + i, "{owner}", 7) == 0) {
 			strbuf_adds(&sb, owner);
 			i += 7;
 		} else if (s[i] == '{' && n - i >= 6 &&
@@ -1757,8 +1759,9 @@ int policy_parse(const char *text, size_t len, const struct policy_opts *opts,
 	if (opts->preset) {
 		if (strcmp(opts->preset, "github-hosted") != 0) {
 			struct strbuf sb = { 0 };
-			strbuf_addf(&sb, "unknown preset '%s' (known: "
-					 "github-hosted)",
+			strbuf_addf(&sb,
+				    "unknown preset '%s' (known: "
+				    "github-hosted)",
 				    opts->preset);
 			diag_add(diags, POLICY_DIAG_SYNTAX, 0, 0, "", 0,
 				 strbuf_steal(&sb));
@@ -1783,8 +1786,8 @@ int policy_parse(const char *text, size_t len, const struct policy_opts *opts,
 	}
 	/* Copy the (stack) attribute array into the arena; its strings are
 	 * literals. */
-	b.defaults.attrs = merge_attrs(&b, b.defaults.attrs, "",
-				       &(struct pline){ 0 });
+	b.defaults.attrs =
+		merge_attrs(&b, b.defaults.attrs, "", &(struct pline){ 0 });
 	b.ctx = b.defaults;
 
 	if (preset_text)
@@ -1796,8 +1799,8 @@ int policy_parse(const char *text, size_t len, const struct policy_opts *opts,
 		subst = substitute(text, len, "_owner", "_repo", &slen);
 	} else if (opts->repo && strchr(opts->repo, '/')) {
 		const char *sl = strchr(opts->repo, '/');
-		char *owner = util_xstrndup(opts->repo,
-					    (size_t)(sl - opts->repo));
+		char *owner =
+			util_xstrndup(opts->repo, (size_t)(sl - opts->repo));
 		subst = substitute(text, len, owner, sl + 1, &slen);
 		free(owner);
 	}

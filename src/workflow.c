@@ -14,8 +14,9 @@
 
 static const char *scalar(yaml_node_t *n)
 {
-	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value :
-						  NULL;
+	return n && n->type == YAML_SCALAR_NODE ?
+		       (const char *)n->data.scalar.value :
+		       NULL;
 }
 
 /* The value node for key in a mapping node, or NULL. */
@@ -69,8 +70,8 @@ static void scan_jobs(yaml_document_t *d, yaml_node_t *jobs,
 	for (yaml_node_pair_t *p = jobs->data.mapping.pairs.start;
 	     p < jobs->data.mapping.pairs.top; p++) {
 		const char *job = scalar(yaml_document_get_node(d, p->key));
-		yaml_node_t *steps =
-			map_get(d, yaml_document_get_node(d, p->value), "steps");
+		yaml_node_t *steps = map_get(
+			d, yaml_document_get_node(d, p->value), "steps");
 		if (!job || !steps || steps->type != YAML_SEQUENCE_NODE)
 			continue;
 		size_t i = 0;

@@ -19,7 +19,7 @@ START_TEST(test_validate_ok_and_errors)
 	struct tu_run r;
 	char *good = tu_tmpfile(0, ".txt", "github.com\n[:53/udp]\n8.8.8.8\n");
 	char *bad = tu_tmpfile(1, ".txt",
-			     "github.com\nbad host name\n/orphan/path\n");
+			       "github.com\nbad host name\n/orphan/path\n");
 
 	tu_run(&r, ctl_validate, ARGV("validate", good));
 	ck_assert_int_eq(r.rc, CTL_OK);
@@ -46,17 +46,15 @@ END_TEST
 START_TEST(test_dump_rules_shape)
 {
 	struct tu_run r;
-	char *f = tu_tmpfile(
-		0, ".txt",
-		"[https://api.github.com/repos/{owner}]\n"
-		"POST /{repo}/* exe=`a b` arg=\"x\"\n"
-		"*.example.com:*|80 passthrough\n");
+	char *f = tu_tmpfile(0, ".txt",
+			     "[https://api.github.com/repos/{owner}]\n"
+			     "POST /{repo}/* exe=`a b` arg=\"x\"\n"
+			     "*.example.com:*|80 passthrough\n");
 	json_t *a, *o;
 	json_error_t je;
 
 	tu_run(&r, ctl_validate,
-	       ARGV("validate", "--dump-rules", "--repo", "me/proj",
-		    f));
+	       ARGV("validate", "--dump-rules", "--repo", "me/proj", f));
 	ck_assert_int_eq(r.rc, CTL_OK);
 	a = json_loads(r.out, 0, &je);
 	ck_assert_msg(json_is_array(a), "not a JSON array: %s", r.out);
@@ -77,8 +75,8 @@ START_TEST(test_dump_rules_shape)
 	json_t *want = json_pack("{s:s,s:b}", "value", "a b", "literal", 0);
 	ck_assert(json_equal(json_object_get(attrs, "exe"), want));
 	json_decref(want);
-	ck_assert(json_is_true(json_object_get(
-		json_object_get(attrs, "arg"), "literal")));
+	ck_assert(json_is_true(
+		json_object_get(json_object_get(attrs, "arg"), "literal")));
 	ck_assert_ptr_null(json_object_get(o, "passthrough"));
 	o = json_array_get(a, 1);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "port")), "*");
@@ -122,17 +120,17 @@ START_TEST(test_check_stream)
 	ck_assert_int_eq(r.rc, CTL_OK);
 	ck_assert_int_eq(tu_lines(r.out), 4);
 	ck_assert_ptr_nonnull(strstr(
-		r.out, "{\"verdict\":\"allow\",\"rule\":0,\"passthrough\":false,"
-		       "\"insecure\":false}\n"));
+		r.out,
+		"{\"verdict\":\"allow\",\"rule\":0,\"passthrough\":false,"
+		"\"insecure\":false}\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "{\"error\":\"an event must be"));
 	ck_assert_ptr_nonnull(strstr(r.out, "missing \\\"dst_port\\\""));
-	ck_assert_ptr_nonnull(strstr(
-		r.out, "{\"verdict\":\"block\",\"rule\":null,"));
+	ck_assert_ptr_nonnull(
+		strstr(r.out, "{\"verdict\":\"block\",\"rule\":null,"));
 	tu_run_fini(&r);
 
 	/* audit mode allows, but reports no rule */
-	tu_run_in(&r, ctl_check,
-		  ARGV("check", "--audit", "--policy", f),
+	tu_run_in(&r, ctl_check, ARGV("check", "--audit", "--policy", f),
 		  "{\"type\":\"udp\",\"dst_ip\":\"1.1.1.1\",\"dst_port\":1}\n");
 	ck_assert_str_eq(r.out, "{\"verdict\":\"allow\",\"rule\":null,"
 				"\"passthrough\":false,\"insecure\":false}\n");
@@ -171,8 +169,7 @@ START_TEST(test_analyze_json_and_report)
 		"\"host\":null,\"error\":\"tls_client_rejected_ca\"}\n");
 
 	tu_run(&r, ctl_analyze,
-	       ARGV("analyze", "--policy", pol, "--log", log,
-		    "--json"));
+	       ARGV("analyze", "--policy", pol, "--log", log, "--json"));
 	ck_assert_int_eq(r.rc, CTL_FAIL);
 	ck_assert_int_eq(tu_lines(r.out), 4);
 	ck_assert(strncmp(r.out, "{\"verdict\":\"allow\",\"rule\":0", 27) == 0);
@@ -181,8 +178,7 @@ START_TEST(test_analyze_json_and_report)
 	tu_run_fini(&r);
 
 	tu_run(&r, ctl_analyze,
-	       ARGV("analyze", "--policy", pol, "--log", log,
-		    "-v"));
+	       ARGV("analyze", "--policy", pol, "--log", log, "-v"));
 	ck_assert_int_eq(r.rc, CTL_FAIL);
 	ck_assert_ptr_nonnull(strstr(r.out, "tcp 140.82.1.2:22 (1x)"));
 	ck_assert_ptr_nonnull(strstr(r.out, "<- rule 0"));
@@ -218,7 +214,8 @@ START_TEST(test_suggest_round_trip)
 
 	tu_run(&r, ctl_suggest, ARGV("suggest", log));
 	ck_assert_int_eq(r.rc, CTL_OK);
-	ck_assert_ptr_nonnull(strstr(r.out, "\n*.cdn.test  # from /usr/bin/curl\n"));
+	ck_assert_ptr_nonnull(
+		strstr(r.out, "\n*.cdn.test  # from /usr/bin/curl\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\nplain.test:80\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\n127.0.0.53:53/udp\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "\ndns:only-resolved.test\n"));
@@ -233,8 +230,7 @@ START_TEST(test_suggest_round_trip)
 	ck_assert_msg(r.rc == CTL_OK, "suggested policy invalid: %s", r.out);
 	tu_run_fini(&r);
 	/* everything but the name that cannot be written is allowed */
-	tu_run(&r, ctl_analyze,
-	       ARGV("analyze", "--policy", pol, "--log", log));
+	tu_run(&r, ctl_analyze, ARGV("analyze", "--policy", pol, "--log", log));
 	ck_assert_ptr_nonnull(strstr(r.out, "7 allowed, 1 blocked"));
 	ck_assert_ptr_nonnull(strstr(r.out, "dns bad_name.test:53"));
 	tu_run_fini(&r);

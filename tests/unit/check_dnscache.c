@@ -45,7 +45,7 @@ START_TEST(test_ttl_clamped_and_expiry)
 	struct dnscache *c = dnscache_new(10);
 	const char *a[] = { "1.1.1.1" }, *b[] = { "2.2.2.2" };
 
-	dnscache_add(c, a, 1, "short.test", 5, 100);	/* clamped to 60 */
+	dnscache_add(c, a, 1, "short.test", 5, 100); /* clamped to 60 */
 	dnscache_add(c, b, 1, "long.test", 99999, 100); /* clamped to 3600 */
 	ck_name(c, "1.1.1.1", 159, "short.test");
 	ck_name(c, "1.1.1.1", 161, NULL); /* expired and removed */
@@ -76,7 +76,7 @@ START_TEST(test_capacity_evicts_expired_then_soonest)
 		   *d[] = { "1.0.0.3" }, *e[] = { "1.0.0.4" },
 		   *f[] = { "1.0.0.5" };
 
-	dnscache_add(c, a, 1, "a.test", 60, 0);	  /* expires 60 */
+	dnscache_add(c, a, 1, "a.test", 60, 0); /* expires 60 */
 	dnscache_add(c, b, 1, "b.test", 3000, 0); /* expires 3000 */
 	dnscache_add(c, d, 1, "d.test", 1000, 0); /* expires 1000 */
 	/* at t=100, a has expired: it goes, nothing else does */
@@ -102,8 +102,8 @@ START_TEST(test_many_entries)
 	const char *ips[1] = { ip };
 
 	for (int i = 0; i < DNSCACHE_CAPACITY + 500; i++) {
-		snprintf(ip, sizeof(ip), "10.%d.%d.%d", i >> 16,
-			 (i >> 8) & 255, i & 255);
+		snprintf(ip, sizeof(ip), "10.%d.%d.%d", i >> 16, (i >> 8) & 255,
+			 i & 255);
 		dnscache_add(c, ips, 1, "n.test", 60 + i % 100, 0);
 	}
 	ck_assert_uint_eq(dnscache_size(c), DNSCACHE_CAPACITY);

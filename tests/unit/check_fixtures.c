@@ -129,10 +129,10 @@ START_TEST(test_analyze_case)
 	char *pol = util_xstrdup(case_path(k, _i, "policy.txt"));
 	char *log = util_xstrdup(case_path(k, _i, "log.jsonl"));
 	char *args;
-	char **argv = build_argv(
-		k, _i, "analyze",
-		(char *[]){ "--json", "--policy", pol, "--log", log, NULL },
-		&args);
+	char **argv = build_argv(k, _i, "analyze",
+				 (char *[]){ "--json", "--policy", pol, "--log",
+					     log, NULL },
+				 &args);
 	struct tu_run r;
 
 	tu_run(&r, ctl_analyze, argv);
@@ -156,18 +156,20 @@ START_TEST(test_dump_case)
 	char *pol = util_xstrdup(case_path(k, _i, "policy.txt"));
 	char *args;
 	char **argv = build_argv(k, _i, "validate",
-				 (char *[]){ "--dump-rules", pol, NULL }, &args);
+				 (char *[]){ "--dump-rules", pol, NULL },
+				 &args);
 	struct tu_run r;
 	json_error_t je;
 	json_t *g, *w;
 
 	tu_run(&r, ctl_validate, argv);
-	ck_assert_msg(r.rc == (exit_s ? atoi(exit_s) : 0),
-		      "%s: exit %d: %s", k->names[_i], r.rc, r.err);
+	ck_assert_msg(r.rc == (exit_s ? atoi(exit_s) : 0), "%s: exit %d: %s",
+		      k->names[_i], r.rc, r.err);
 	ck_assert_msg(want != NULL, "%s: expected.json missing", k->names[_i]);
 	g = json_loads(r.out, 0, &je);
 	w = json_loads(want, 0, &je);
-	ck_assert_msg(w != NULL, "%s: expected.json: %s", k->names[_i], je.text);
+	ck_assert_msg(w != NULL, "%s: expected.json: %s", k->names[_i],
+		      je.text);
 	ck_assert_msg(json_equal(g, w), "%s: rules differ\n--- got ---\n%s",
 		      k->names[_i], r.out);
 	json_decref(g);

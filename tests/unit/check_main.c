@@ -21,10 +21,10 @@ const char *test_srcpath(const char *rel)
 int main(void)
 {
 	Suite *(*const suites[])(void) = {
-		util_suite,	     hmap_suite,	  policy_parse_suite,
-		policy_match_suite,  policy_decide_suite, dnscache_suite,
-		workflow_suite,	     ctl_suite,		  fixtures_suite,
-		bpf_suite,	     llhttp_suite,
+		util_suite,	    hmap_suite,		 policy_parse_suite,
+		policy_match_suite, policy_decide_suite, dnscache_suite,
+		workflow_suite,	    ctl_suite,		 fixtures_suite,
+		bpf_suite,	    llhttp_suite,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

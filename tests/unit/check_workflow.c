@@ -10,34 +10,33 @@
 #include "testutil.h"
 #include "workflow.h"
 
-static const char wf_yaml[] =
-	"name: ci\n"
-	"on: [push]\n"
-	"jobs:\n"
-	"  build:\n"
-	"    runs-on: ubuntu-latest\n"
-	"    steps:\n"
-	"      - uses: actions/checkout@v4\n"
-	"      - name: Egress\n"
-	"        uses: gregclermont/egress-filter@v1\n"
-	"        with:\n"
-	"          policy: |\n"
-	"            github.com\n"
-	"            [:53/udp]\n"
-	"            8.8.8.8\n"
-	"      - uses: ./egress-filter\n"
-	"        with:\n"
-	"          policy: example.com\n"
-	"      - uses: someone/else@v1\n"
-	"        with:\n"
-	"          policy: ignored.com\n"
-	"      - uses: o/egress-filter@v2\n"
-	"        with:\n"
-	"          policy: ''\n"
-	"  test:\n"
-	"    steps:\n"
-	"      - uses: me/egressd@main\n"
-	"        with: { policy: 'a.test' }\n";
+static const char wf_yaml[] = "name: ci\n"
+			      "on: [push]\n"
+			      "jobs:\n"
+			      "  build:\n"
+			      "    runs-on: ubuntu-latest\n"
+			      "    steps:\n"
+			      "      - uses: actions/checkout@v4\n"
+			      "      - name: Egress\n"
+			      "        uses: gregclermont/egress-filter@v1\n"
+			      "        with:\n"
+			      "          policy: |\n"
+			      "            github.com\n"
+			      "            [:53/udp]\n"
+			      "            8.8.8.8\n"
+			      "      - uses: ./egress-filter\n"
+			      "        with:\n"
+			      "          policy: example.com\n"
+			      "      - uses: someone/else@v1\n"
+			      "        with:\n"
+			      "          policy: ignored.com\n"
+			      "      - uses: o/egress-filter@v2\n"
+			      "        with:\n"
+			      "          policy: ''\n"
+			      "  test:\n"
+			      "    steps:\n"
+			      "      - uses: me/egressd@main\n"
+			      "        with: { policy: 'a.test' }\n";
 
 START_TEST(test_finds_policies)
 {
@@ -70,8 +69,7 @@ START_TEST(test_errors)
 	ck_assert_int_eq(workflow_policies(list, &w, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "not a YAML mapping"));
 	free(err);
-	ck_assert_int_eq(workflow_policies("/nonexistent/x.yml", &w, &err),
-			 -1);
+	ck_assert_int_eq(workflow_policies("/nonexistent/x.yml", &w, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "No such file"));
 	free(err);
 	unlink(bad);
