@@ -293,9 +293,9 @@ struct pline {
 	struct span methods; /* the method list */
 	bool passthrough;
 	bool insecure;
-	struct pattr attrs[32];
+	struct pattr *attrs; /* grown as needed; owned by the line loop */
 	size_t nattrs;
-	bool too_many_attrs;
+	size_t attrs_cap;
 };
 
 #define MAX_EXPECT 6
@@ -747,10 +747,14 @@ static ssize_t p_kv_attr(struct lp *lp, size_t pos)
 	q = p_kv_value(lp, (size_t)q + 1, &a);
 	if (q < 0)
 		return -1;
-	if (lp->out->nattrs < ARRAY_SIZE(lp->out->attrs))
-		lp->out->attrs[lp->out->nattrs++] = a;
-	else
-		lp->out->too_many_attrs = true;
+	if (lp->out->nattrs == lp->out->attrs_cap) {
+		lp->out->attrs_cap =
+			lp->out->attrs_cap ? 2 * lp->out->attrs_cap : 8;
+		lp->out->attrs = util_xrealloc(lp->out->attrs,
+					       lp->out->attrs_cap *
+						       sizeof(*lp->out->attrs));
+	}
+	lp->out->attrs[lp->out->nattrs++] = a;
 	return q;
 }
 
@@ -1028,20 +1032,29 @@ static ssize_t p_network_rule(struct lp *lp, size_t pos)
 	return p_kv_attrs(lp, (size_t)q, false);
 }
 
+/* Forgets what a failed alternative recorded; keeps the attribute buffer. */
+static void pline_reset(struct pline *o, enum line_kind kind)
+{
+	struct pattr *attrs = o->attrs;
+	size_t cap = o->attrs_cap;
+
+	memset(o, 0, sizeof(*o));
+	o->attrs = attrs;
+	o->attrs_cap = cap;
+	o->kind = kind;
+}
+
 static ssize_t p_rule(struct lp *lp, size_t pos)
 {
 	struct pline *o = lp->out;
-	struct pline blank;
 	ssize_t q;
 
 	pos = p_ws0(lp, pos);
-	memset(&blank, 0, sizeof(blank));
-	blank.kind = LINE_RULE;
-	*o = blank;
+	pline_reset(o, LINE_RULE);
 	if ((q = p_url_rule(lp, pos)) < 0) {
-		*o = blank;
+		pline_reset(o, LINE_RULE);
 		if ((q = p_path_rule(lp, pos)) < 0) {
-			*o = blank;
+			pline_reset(o, LINE_RULE);
 			if ((q = p_network_rule(lp, pos)) < 0)
 				return -1;
 		}
@@ -1670,7 +1683,7 @@ static void parse_text(struct builder *b, const char *s, size_t n, bool report)
 {
 	size_t i = 0;
 	unsigned lineno = 0;
-	struct pline pl;
+	struct pline pl = { 0 };
 
 	for (;;) {
 		size_t e = i, brk = 0, sb, se;
@@ -1681,16 +1694,10 @@ static void parse_text(struct builder *b, const char *s, size_t n, bool report)
 		uc_strip(s + i, e - i, &sb, &se);
 		if (se > sb && s[i + sb] != '#') {
 			struct lp lp = { .s = s + i, .n = e - i, .out = &pl };
-			memset(&pl, 0, sizeof(pl));
+			pline_reset(&pl, LINE_NONE);
 			ssize_t q = p_header(&lp, 0);
 			if (q < 0 && pl.kind != LINE_HEADER)
 				q = p_rule(&lp, 0);
-			if (q >= 0 && pl.too_many_attrs) {
-				lp.far = 0;
-				lp.nexp = 1;
-				lp.exp[0] = "at most 32 attributes";
-				q = -1;
-			}
 			if (q < 0) {
 				if (report)
 					diag_add(b->diags, POLICY_DIAG_SYNTAX,
@@ -1708,6 +1715,7 @@ static void parse_text(struct builder *b, const char *s, size_t n, bool report)
 			break;
 		i = e + brk;
 	}
+	free(pl.attrs);
 }
 
 static char *substitute(const char *s, size_t n, const char *owner,
