@@ -42,12 +42,13 @@ endif
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wshadow -Wpointer-arith -Wsign-compare \
 	-Wcast-qual -Wformat=2 -Wno-format-nonliteral
-PKGS := jansson yaml-0.1 libbpf
+PKGS := jansson yaml-0.1 libbpf libnl-3.0 libnl-route-3.0 libevent \
+	libevent_openssl openssl
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
-ALL_CPPFLAGS := -D_GNU_SOURCE -Isrc -I$(BUILD) -I$(LLHTTP_INC) \
+ALL_CPPFLAGS := -D_GNU_SOURCE -Isrc -Isim -Ibpf -I$(BUILD) -I$(LLHTTP_INC) \
 	-DEGRESS_SRCDIR='"$(CURDIR)"' $(CPPFLAGS)
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread
 LIBS := $(PKG_LIBS) -pthread
@@ -57,9 +58,13 @@ LIBS := $(PKG_LIBS) -pthread
 CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
 	src/policy_index.c src/policy_decide.c src/dnscache.c \
 	src/event_json.c src/workflow.c src/ctl_common.c src/ctl_validate.c \
-	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c
-PROG_SRCS := src/egressctl.c
-PROGS := $(BUILD)/egressctl
+	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c src/dnsmsg.c
+PROG_SRCS := src/egressctl.c sim/egress-sim.c
+PROGS := $(BUILD)/egressctl $(BUILD)/egress-sim
+# The simulator (world builder, test PKI, simulated internet services):
+# linked into egress-sim and the unit-test runner, never into egressd.
+SIM_SRCS := $(filter-out sim/egress-sim.c,$(wildcard sim/*.c))
+SIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(SIM_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
@@ -70,11 +75,17 @@ LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o \
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS))
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
-ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(UNIT_SRCS))
+ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(SIM_SRCS) \
+	$(UNIT_SRCS))
 
 all: $(PROGS) $(BPF_SKELS) $(BUILD)/libllhttp.a
 
 $(BUILD)/egressctl: $(BUILD)/src/egressctl.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(BUILD)/egress-sim: $(BUILD)/sim/egress-sim.o $(SIM_OBJS) $(CORE_OBJS) \
+		$(BUILD)/libllhttp.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
@@ -152,9 +163,10 @@ bench: $(BUILD)/bench_policy
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
+	install -m 0755 $(BUILD)/egress-sim $(DESTDIR)$(PREFIX)/bin/egress-sim
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl
+	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl $(DESTDIR)$(PREFIX)/bin/egress-sim
 
 # ---- formatting -----------------------------------------------------------
 

@@ -1,13 +1,65 @@
 #!/usr/bin/env bash
 # check-netns: end-to-end tests inside simulated network namespaces.
 #
-# The simulator (egress-sim) and the daemon they exercise are not built
-# yet, so this tier holds no tests.  It says so instead of pretending.
-set -euo pipefail
-tests=$(find "$(dirname "$0")" -name '*.test' -o -name 'test_*.sh' | wc -l)
-if [ "$tests" -eq 0 ]; then
-	echo "check-netns: no tests yet (the netns simulator egress-sim is not built yet)"
-	exit 0
+# Runs every tests/netns/test_*.sh and fails if any check fails, or if the
+# machine's own network namespace changed during the tier (links, routes,
+# netfilter rules, forwarding sysctls).  Ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build}
+export SIM=$PWD/$BUILD/egress-sim
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "check-netns: needs root (it creates network namespaces and cgroups)" >&2
+	exit 1
 fi
-echo "check-netns: found $tests test files but no runner for them" >&2
-exit 1
+for tool in curl dig socat setpriv iptables-save; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "check-netns: '$tool' is missing: run scripts/install-deps.sh" >&2
+		exit 1
+	fi
+done
+
+# The machine's own network, as seen before the tier.
+root_netns_snapshot() {
+	ip -o link show | sed 's/ state [A-Z]*//; s/qlen [0-9]*//' | awk -F': ' '{print $2}' | sort
+	ip route show table all
+	iptables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+	cat /proc/sys/net/ipv4/ip_forward
+	for f in /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv6/conf/*/forwarding; do
+		[ -e "$f" ] && echo "$f $(cat "$f")"
+	done
+}
+before=$(mktemp)
+after=$(mktemp)
+trap 'rm -f "$before" "$after"' EXIT
+root_netns_snapshot >"$before"
+
+pass=0
+fail=0
+for t in tests/netns/test_*.sh; do
+	echo "# $t"
+	out=$(bash "$t" 2>&1)
+	rc=$?
+	echo "$out"
+	p=$(grep -c '^ok - ' <<<"$out")
+	f=$(grep -c '^not ok - ' <<<"$out")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+		echo "not ok - $t exited $rc"
+	fi
+	pass=$((pass + p))
+	fail=$((fail + f))
+done
+
+root_netns_snapshot >"$after"
+if diff -u "$before" "$after" >/dev/null; then
+	pass=$((pass + 1))
+	echo "ok - the machine's own network namespace is unchanged"
+else
+	fail=$((fail + 1))
+	echo "not ok - the machine's own network namespace changed:"
+	diff -u "$before" "$after" | sed 's/^/#   /'
+fi
+echo "netns: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -18,6 +18,8 @@ Suite *ctl_suite(void);
 Suite *fixtures_suite(void);
 Suite *bpf_suite(void);
 Suite *llhttp_suite(void);
+Suite *dnsmsg_suite(void);
+Suite *svc_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);

@@ -1,0 +1,337 @@
+/*
+ * sim_ns.c - network namespaces, cgroups and the world's names.
+ *
+ * Named network namespaces follow iproute2's convention (a bind mount of
+ * the namespace at /run/netns/NAME), so `ip netns`, `nsenter --net=` and
+ * dockerd all find them.  /run/netns itself is not made a shared mount
+ * point: nothing here needs the propagation, and a world leaves no mount
+ * behind once it is down.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim.h"
+#include "util.h"
+
+const char *sim_bridge_name(enum sim_bridge b)
+{
+	return b == SIM_BRSIM1 ? "br-sim1" : "docker0";
+}
+
+bool sim_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > SIM_NAME_MAX || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '-'))
+			return false;
+	return true;
+}
+
+const char *sim_cgroup2_mount(void)
+{
+	static char mnt[PATH_MAX];
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+
+	if (mnt[0])
+		return mnt;
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return NULL;
+	/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE ..." */
+	while (getline(&line, &cap, f) > 0) {
+		char *sep = strstr(line, " - ");
+		char root[PATH_MAX], point[PATH_MAX];
+		if (!sep || strncmp(sep, " - cgroup2 ", 11) != 0)
+			continue;
+		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2)
+			continue;
+		if (strcmp(root, "/") != 0)
+			continue;
+		snprintf(mnt, sizeof(mnt), "%s", point);
+		break;
+	}
+	free(line);
+	fclose(f);
+	return mnt[0] ? mnt : NULL;
+}
+
+int sim_world_paths(struct sim_world *w, const char *name)
+{
+	const char *cg = sim_cgroup2_mount();
+
+	memset(w, 0, sizeof(*w));
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	snprintf(w->state, sizeof(w->state), "%s/%s", SIM_STATE_ROOT, name);
+	snprintf(w->netns_host, sizeof(w->netns_host), "esim-%s-host", name);
+	snprintf(w->netns_inet, sizeof(w->netns_inet), "esim-%s-inet", name);
+	snprintf(w->cgroup_rel, sizeof(w->cgroup_rel), "/%s/%s",
+		 SIM_CGROUP_BASE, name);
+	if (!cg) {
+		fprintf(stderr, "egress-sim: no cgroup v2 hierarchy is mounted "
+				"(see /proc/self/mountinfo)\n");
+		return -1;
+	}
+	snprintf(w->cgroup, sizeof(w->cgroup), "%s%s", cg, w->cgroup_rel);
+	w->services_pid = -1;
+	return 0;
+}
+
+static void netns_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", SIM_NETNS_DIR, name);
+}
+
+bool sim_netns_exists(const char *name)
+{
+	char p[PATH_MAX];
+
+	netns_path(p, sizeof(p), name);
+	return access(p, F_OK) == 0;
+}
+
+int sim_netns_create(const char *name)
+{
+	char p[PATH_MAX];
+	pid_t pid;
+	int fd, status;
+
+	if (mkdir(SIM_NETNS_DIR, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "egress-sim: mkdir %s: %s\n", SIM_NETNS_DIR,
+			strerror(errno));
+		return -1;
+	}
+	netns_path(p, sizeof(p), name);
+	fd = open(p, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "egress-sim: %s: %s\n", p, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	/* A child makes the namespace and pins it with a bind mount; the
+	 * caller's own network namespace is never changed. */
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNET) < 0 ||
+		    mount("/proc/self/ns/net", p, "none", MS_BIND, NULL) < 0) {
+			fprintf(stderr, "egress-sim: netns %s: %s\n", name,
+				strerror(errno));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		unlink(p);
+		return -1;
+	}
+	return 0;
+}
+
+int sim_netns_open(const char *name)
+{
+	char p[PATH_MAX];
+
+	netns_path(p, sizeof(p), name);
+	return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+int sim_netns_delete(const char *name)
+{
+	char p[PATH_MAX];
+
+	netns_path(p, sizeof(p), name);
+	if (access(p, F_OK) < 0)
+		return 0;
+	if (umount2(p, MNT_DETACH) < 0 && errno != EINVAL) {
+		fprintf(stderr, "egress-sim: umount %s: %s\n", p,
+			strerror(errno));
+		return -1;
+	}
+	if (unlink(p) < 0 && errno != ENOENT) {
+		fprintf(stderr, "egress-sim: unlink %s: %s\n", p,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int sim_in_netns(int nsfd, int (*fn)(void *), void *arg)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (self < 0)
+		return -1;
+	if (setns(nsfd, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "egress-sim: setns: %s\n", strerror(errno));
+		close(self);
+		return -1;
+	}
+	rc = fn(arg);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* never go on inside a world's namespace by accident */
+		fprintf(stderr,
+			"egress-sim: cannot return to the original "
+			"network namespace: %s\n",
+			strerror(errno));
+		abort();
+	}
+	close(self);
+	return rc;
+}
+
+struct sysctl_arg {
+	const char *path, *value;
+};
+
+static int sysctl_here(void *arg)
+{
+	const struct sysctl_arg *a = arg;
+	int fd = open(a->path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		fprintf(stderr, "egress-sim: %s: %s\n", a->path,
+			strerror(errno));
+		return -1;
+	}
+	n = write(fd, a->value, strlen(a->value));
+	close(fd);
+	return n == (ssize_t)strlen(a->value) ? 0 : -1;
+}
+
+int sim_sysctl_in(int nsfd, const char *path, const char *value)
+{
+	struct sysctl_arg a = { path, value };
+
+	/* /proc/sys/net shows the namespace of whoever opens the file */
+	return sim_in_netns(nsfd, sysctl_here, &a);
+}
+
+int sim_cgroup_mkdir(const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *s = buf + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			goto fail;
+		*s = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "egress-sim: mkdir %s: %s\n", buf, strerror(errno));
+	return -1;
+}
+
+int sim_cgroup_enter(const char *path, int pid)
+{
+	char p[PATH_MAX], v[32];
+	int fd, n;
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", path);
+	n = snprintf(v, sizeof(v), "%d", pid ? pid : getpid());
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, v, (size_t)n) != n) {
+		fprintf(stderr, "egress-sim: join %s: %s\n", path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static bool cgroup_empty(const char *path)
+{
+	char p[PATH_MAX], buf[64];
+	int fd;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", path);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n <= 0;
+}
+
+/* Kills the processes of one cgroup (cgroup.kill, else SIGKILL each). */
+static void cgroup_kill(const char *path)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/cgroup.kill", path);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) == 1) {
+			close(fd);
+			return;
+		}
+		close(fd);
+	}
+	snprintf(p, sizeof(p), "%s/cgroup.procs", path);
+	FILE *f = fopen(p, "r");
+	int pid;
+	while (f && fscanf(f, "%d", &pid) == 1)
+		kill(pid, SIGKILL);
+	if (f)
+		fclose(f);
+}
+
+int sim_cgroup_destroy(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d)) != NULL) {
+		char child[PATH_MAX];
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
+		rc |= sim_cgroup_destroy(child);
+	}
+	closedir(d);
+	cgroup_kill(path);
+	for (int i = 0; i < 500 && !cgroup_empty(path); i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (rmdir(path) < 0 && errno != ENOENT) {
+		fprintf(stderr, "egress-sim: rmdir %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	return rc;
+}

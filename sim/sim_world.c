@@ -1,0 +1,727 @@
+/*
+ * sim_world.c - bringing a world up and down, and describing it.
+ *
+ * `up` builds in a fixed order and, if any step fails, runs `down`, so a
+ * failed `up` leaves nothing behind.  `down` works from the world's name
+ * alone (namespace names, cgroup path and state directory all derive from
+ * it), so it also cleans up after an `up` that crashed half-way, and it is
+ * idempotent.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim.h"
+#include "svc.h"
+#include "util.h"
+
+/* The simulated internet: where each name resolves, what answers there. */
+static const struct {
+	const char *name;
+	const char *addr;
+} zone[] = {
+	{ "example.test", "198.51.100.10" },
+	{ "www.example.test", "198.51.100.10" },
+	{ "sim.test", "198.51.100.10" },
+	{ "api.sim.test", "198.51.100.10" },
+	{ "web.sim.test", "198.51.100.10" },
+	{ "registry.sim.test", "198.51.100.10" },
+	{ "mirror.sim.test", "198.51.100.10" },
+	{ "telemetry.sim.test", "198.51.100.10" },
+	{ "self-signed.sim.test", "198.51.100.11" },
+	{ "expired.sim.test", "198.51.100.12" },
+	{ "wrong-host.sim.test", "198.51.100.13" },
+	{ "other.test", "203.0.113.10" },
+	{ "echo.sim.test", "203.0.113.10" },
+	{ "multi.sim.test", "198.51.100.10" },
+	{ "multi.sim.test", "203.0.113.10" },
+};
+
+/* Every address the internet namespace answers on. */
+static const char *const service_addrs[] = {
+	"198.51.100.10", "198.51.100.11", "198.51.100.12", "198.51.100.13",
+	"198.51.100.14", SIM_RESOLVER,	  "203.0.113.10",  SIM_RESOLVER2,
+};
+
+/* Test hook: EGRESS_SIM_CRASH_AT=<step> makes `up` die at that step, as a
+ * crash would, so that tests can prove `down` cleans up a half-built world. */
+static void crash_point(const char *step)
+{
+	const char *at = getenv("EGRESS_SIM_CRASH_AT");
+
+	if (at && strcmp(at, step) == 0) {
+		fprintf(stderr, "egress-sim: simulated crash at '%s'\n", step);
+		_exit(3);
+	}
+}
+
+static void container_id(const char *world, unsigned index, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	char in[128];
+
+	snprintf(in, sizeof(in), "egress-sim:%s:%u", world, index);
+	EVP_Digest(in, strlen(in), md, &len, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void cg_path(const struct sim_world *w, const char *sub, char *buf,
+		    size_t len)
+{
+	snprintf(buf, len, "%.511s/%.64s", w->cgroup, sub);
+}
+
+/* ---- world.json ---------------------------------------------------------- */
+
+static json_t *world_json(const struct sim_world *w)
+{
+	json_t *cs = json_array();
+	char path[512];
+
+	for (unsigned i = 0; i < w->ncontainers; i++) {
+		const struct sim_container *c = &w->containers[i];
+		char cg[512];
+		snprintf(cg, sizeof(cg), "%.256s/docker/%.64s", w->cgroup_rel,
+			 c->id);
+		json_array_append_new(
+			cs, json_pack("{s:i,s:s,s:s,s:s,s:s,s:s}", "index",
+				      (int)c->index, "id", c->id, "ip", c->ip,
+				      "bridge", sim_bridge_name(c->bridge),
+				      "netns", c->netns, "cgroup", cg));
+	}
+	snprintf(path, sizeof(path), "%s/ca.pem", w->state);
+	return json_pack(
+		"{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:s,s:s},s:s,s:s,s:{s:i,s:s+},"
+		"s:o}",
+		"name", w->name, "state_dir", w->state, "ca", path, "cgroup",
+		"path", w->cgroup_rel, "host", "host", "internet", "internet",
+		"netns", "host", w->netns_host, "internet", w->netns_inet,
+		"resolver", SIM_RESOLVER, "resolver2", SIM_RESOLVER2,
+		"services", "pid", w->services_pid, "log", w->state,
+		"/services.jsonl", "containers", cs);
+}
+
+static int world_save(const struct sim_world *w)
+{
+	char path[512], tmp[520];
+	json_t *j = world_json(w);
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/world.json", w->state);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	rc = json_dump_file(j, tmp, JSON_INDENT(2));
+	json_decref(j);
+	if (rc == 0 && rename(tmp, path) == 0)
+		return 0;
+	fprintf(stderr, "egress-sim: cannot write %s\n", path);
+	return -1;
+}
+
+int sim_load(const char *name, struct sim_world *w)
+{
+	char path[512];
+	json_error_t je;
+	json_t *j, *cs, *c;
+	size_t i;
+
+	if (!sim_name_ok(name)) {
+		fprintf(stderr,
+			"egress-sim: '%s' is not a world name "
+			"(1-%d of a-z, 0-9, -)\n",
+			name, SIM_NAME_MAX);
+		return -1;
+	}
+	if (sim_world_paths(w, name) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/world.json", w->state);
+	j = json_load_file(path, 0, &je);
+	if (!j) {
+		fprintf(stderr, "egress-sim: no world named '%s' (%s: %s)\n",
+			name, path, je.text);
+		return -1;
+	}
+	w->services_pid = (int)json_integer_value(
+		json_object_get(json_object_get(j, "services"), "pid"));
+	cs = json_object_get(j, "containers");
+	json_array_foreach(cs, i, c)
+	{
+		struct sim_container *sc = &w->containers[w->ncontainers];
+		if (w->ncontainers >= SIM_MAX_CONTAINERS)
+			break;
+		sc->index = (unsigned)json_integer_value(
+			json_object_get(c, "index"));
+		sc->bridge =
+			strcmp(json_string_value(json_object_get(c, "bridge")) ?:
+				       "",
+			       "br-sim1") == 0 ?
+				SIM_BRSIM1 :
+				SIM_DOCKER0;
+		snprintf(sc->id, sizeof(sc->id), "%s",
+			 json_string_value(json_object_get(c, "id")) ?: "");
+		snprintf(sc->ip, sizeof(sc->ip), "%s",
+			 json_string_value(json_object_get(c, "ip")) ?: "");
+		snprintf(sc->netns, sizeof(sc->netns), "%s",
+			 json_string_value(json_object_get(c, "netns")) ?: "");
+		w->ncontainers++;
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* ---- the services of the simulated internet ------------------------------ */
+
+static json_t *tls_certs(const struct sim_world *w, const char *const *files)
+{
+	json_t *a = json_array();
+	char c[512], k[512];
+
+	for (; *files; files++) {
+		snprintf(c, sizeof(c), "%s/%s.pem", w->state, *files);
+		snprintf(k, sizeof(k), "%s/%s.key", w->state, *files);
+		json_array_append_new(a, json_pack("{s:s,s:s}", "cert", c,
+						   "key", k));
+	}
+	return a;
+}
+
+static json_t *svc_zone(void)
+{
+	json_t *z = json_object();
+
+	for (size_t i = 0; i < ARRAY_SIZE(zone); i++) {
+		json_t *a = json_object_get(z, zone[i].name);
+		if (!a) {
+			a = json_array();
+			json_object_set_new(z, zone[i].name, a);
+		}
+		json_array_append_new(a, json_string(zone[i].addr));
+	}
+	return z;
+}
+
+static int write_svc_config(const struct sim_world *w, char *path, size_t len)
+{
+	static const char *const main_c[] = { "main", NULL };
+	static const char *const self_c[] = { "self-signed", NULL };
+	static const char *const exp_c[] = { "expired", NULL };
+	static const char *const wrong_c[] = { "wrong-host", NULL };
+	static const char *const ip_c[] = { "ip-only", NULL };
+	char log[512];
+	json_t *zone_j = svc_zone(), *cfg;
+	int rc;
+
+	snprintf(log, sizeof(log), "%s/services.jsonl", w->state);
+	cfg = json_pack(
+		"{s:s,"
+		" s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}],"
+		" s:[{s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o},"
+		"    {s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o}],"
+		" s:[{s:s,s:i,s:O,s:i},{s:s,s:i,s:O,s:i}],"
+		" s:[{s:s,s:i}],"
+		" s:[{s:s,s:i},{s:s,s:i}],"
+		" s:[{s:s,s:i,s:s}]}",
+		"log", log,
+		/* plain HTTP */
+		"http", "addr", "198.51.100.10", "port", 80, "addr",
+		"198.51.100.10", "port", 8080, "addr", "203.0.113.10", "port",
+		80,
+		/* HTTPS, one certificate family per address */
+		"https", "addr", "198.51.100.10", "port", 443, "certs",
+		tls_certs(w, main_c), "addr", "198.51.100.10", "port", 8443,
+		"certs", tls_certs(w, main_c), "addr", "203.0.113.10", "port",
+		443, "certs", tls_certs(w, main_c), "addr", "198.51.100.11",
+		"port", 443, "certs", tls_certs(w, self_c), "addr",
+		"198.51.100.12", "port", 443, "certs", tls_certs(w, exp_c),
+		"addr", "198.51.100.13", "port", 443, "certs",
+		tls_certs(w, wrong_c), "addr", "198.51.100.14", "port", 443,
+		"certs", tls_certs(w, ip_c),
+		/* authoritative DNS for the test zone, two resolvers */
+		"dns", "addr", SIM_RESOLVER, "port", 53, "zone", zone_j, "ttl",
+		300, "addr", SIM_RESOLVER2, "port", 53, "zone", zone_j, "ttl",
+		300,
+		/* echo services and a server-first protocol */
+		"udp_echo", "addr", "203.0.113.10", "port", 9999, "tcp_echo",
+		"addr", "203.0.113.10", "port", 7, "addr", "203.0.113.10",
+		"port", 22, "tcp_banner", "addr", "203.0.113.10", "port", 25,
+		"banner", "220 sim.test ESMTP egress-sim\r\n");
+	json_decref(zone_j);
+	if (!cfg) {
+		fprintf(stderr,
+			"egress-sim: cannot build the service config\n");
+		return -1;
+	}
+	snprintf(path, len, "%s/services.json", w->state);
+	rc = json_dump_file(cfg, path, JSON_INDENT(2));
+	json_decref(cfg);
+	return rc;
+}
+
+/* Connects to addr:port from inside the internet namespace. */
+struct probe {
+	const char *addr;
+	int port;
+};
+
+static int probe_here(void *arg)
+{
+	const struct probe *p = arg;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return -1;
+	sa.sin_port = htons((uint16_t)p->port);
+	inet_pton(AF_INET, p->addr, &sa.sin_addr);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc;
+}
+
+static int start_services(struct sim_world *w, int inet_fd)
+{
+	char cfg[512], errpath[512], cg[1024];
+	const struct probe probes[] = { { "198.51.100.10", 80 },
+					{ "198.51.100.10", 443 },
+					{ SIM_RESOLVER, 53 },
+					{ "203.0.113.10", 25 } };
+	pid_t pid;
+
+	if (write_svc_config(w, cfg, sizeof(cfg)) < 0)
+		return -1;
+	snprintf(errpath, sizeof(errpath), "%s/services.err", w->state);
+	cg_path(w, "internet", cg, sizeof(cg));
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(errpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int null = open("/dev/null", O_RDWR);
+		if (fd < 0 || null < 0 || sim_cgroup_enter(cg, 0) < 0 ||
+		    setns(inet_fd, CLONE_NEWNET) < 0)
+			_exit(1);
+		setsid();
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		_exit(svc_main(cfg) == 0 ? 0 : 1);
+	}
+	w->services_pid = pid;
+	/* ready when every kind of listener accepts */
+	for (int tries = 0; tries < 500; tries++) {
+		int status;
+		size_t ok = 0;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr,
+				"egress-sim: the services exited at "
+				"start; see %s\n",
+				errpath);
+			return -1;
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(probes); i++)
+			ok += sim_in_netns(inet_fd, probe_here,
+					   (void *)(uintptr_t)&probes[i]) == 0;
+		if (ok == ARRAY_SIZE(probes))
+			return 0;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr,
+		"egress-sim: the services did not start listening; "
+		"see %s\n",
+		errpath);
+	return -1;
+}
+
+/* ---- building the namespaces --------------------------------------------- */
+
+static int build_host_and_internet(int host_fd, int inet_fd)
+{
+	struct nl_sock *h = sim_nl_open(host_fd), *i = sim_nl_open(inet_fd);
+	char cidr[32];
+	int rc = -1;
+
+	if (!h || !i)
+		goto out;
+	if (sim_nl_link_up(h, "lo") || sim_nl_link_up(i, "lo"))
+		goto out;
+	/* the runner's uplink to the internet */
+	if (sim_nl_veth_add(h, "up0", "up0", inet_fd) ||
+	    sim_nl_addr_add(h, "up0", SIM_UPLINK_HOST "/30") ||
+	    sim_nl_addr_add(i, "up0", SIM_UPLINK_INET "/30") ||
+	    sim_nl_link_up(h, "up0") || sim_nl_link_up(i, "up0") ||
+	    sim_nl_route_add(h, "default", SIM_UPLINK_INET))
+		goto out;
+	crash_point("uplink");
+	/* docker0 and a user-defined network */
+	if (sim_nl_bridge_add(h, "docker0") ||
+	    sim_nl_addr_add(h, "docker0", SIM_DOCKER0_GW "/16") ||
+	    sim_nl_link_up(h, "docker0") || sim_nl_bridge_add(h, "br-sim1") ||
+	    sim_nl_addr_add(h, "br-sim1", SIM_BRSIM1_GW "/16") ||
+	    sim_nl_link_up(h, "br-sim1"))
+		goto out;
+	if (sim_sysctl_in(host_fd, "/proc/sys/net/ipv4/ip_forward", "1"))
+		goto out;
+	/* the internet: service addresses, and routes back to the bridges */
+	for (size_t k = 0; k < ARRAY_SIZE(service_addrs); k++) {
+		snprintf(cidr, sizeof(cidr), "%s/32", service_addrs[k]);
+		if (sim_nl_addr_add(i, "lo", cidr))
+			goto out;
+	}
+	if (sim_nl_route_add(i, SIM_DOCKER0_NET, SIM_UPLINK_HOST) ||
+	    sim_nl_route_add(i, SIM_BRSIM1_NET, SIM_UPLINK_HOST))
+		goto out;
+	rc = 0;
+out:
+	sim_nl_close(h);
+	sim_nl_close(i);
+	return rc;
+}
+
+/* Adds container w->containers[w->ncontainers] on bridge b. */
+static int build_container(struct sim_world *w, int host_fd, enum sim_bridge b)
+{
+	struct sim_container *c = &w->containers[w->ncontainers];
+	unsigned idx = w->ncontainers, hostnum = 2;
+	struct nl_sock *h = NULL, *ct = NULL;
+	char veth[16], cidr[32], cg[1024];
+	int cfd = -1, rc = -1;
+
+	if (w->ncontainers >= SIM_MAX_CONTAINERS) {
+		fprintf(stderr, "egress-sim: at most %d containers\n",
+			SIM_MAX_CONTAINERS);
+		return -1;
+	}
+	for (unsigned k = 0; k < w->ncontainers; k++)
+		hostnum += w->containers[k].bridge == b;
+	memset(c, 0, sizeof(*c));
+	c->index = idx;
+	c->bridge = b;
+	char name[SIM_NAME_MAX + 1];
+
+	snprintf(name, sizeof(name), "%s", w->name);
+	container_id(name, idx, c->id);
+	/* hostnum < 2 + SIM_MAX_CONTAINERS, so the third octet stays 0-1 */
+	snprintf(c->ip, sizeof(c->ip), "172.%d.%u.%u",
+		 b == SIM_BRSIM1 ? 18 : 17, (hostnum / 250) % 256,
+		 hostnum % 250);
+	snprintf(c->netns, sizeof(c->netns), "esim-%s-c%u", name, idx);
+	snprintf(veth, sizeof(veth), "veth%u", idx % 100000);
+	snprintf(cidr, sizeof(cidr), "%s/16", c->ip);
+	snprintf(cg, sizeof(cg), "%.511s/docker/%.64s", w->cgroup, c->id);
+	if (sim_cgroup_mkdir(cg) || sim_netns_create(c->netns))
+		return -1;
+	w->ncontainers++; /* from here on, down removes it */
+	cfd = sim_netns_open(c->netns);
+	h = sim_nl_open(host_fd);
+	ct = cfd >= 0 ? sim_nl_open(cfd) : NULL;
+	if (!h || !ct)
+		goto out;
+	if (sim_nl_link_up(ct, "lo") || sim_nl_veth_add(h, veth, "eth0", cfd) ||
+	    sim_nl_enslave(h, sim_bridge_name(b), veth) ||
+	    sim_nl_link_up(h, veth) || sim_nl_addr_add(ct, "eth0", cidr) ||
+	    sim_nl_link_up(ct, "eth0") ||
+	    sim_nl_route_add(ct, "default",
+			     b == SIM_BRSIM1 ? SIM_BRSIM1_GW : SIM_DOCKER0_GW))
+		goto out;
+	rc = 0;
+out:
+	sim_nl_close(h);
+	sim_nl_close(ct);
+	if (cfd >= 0)
+		close(cfd);
+	return rc;
+}
+
+static int write_resolv_conf(const struct sim_world *w)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/resolv.conf", w->state);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"# egress-sim world %s\nnameserver %s\n"
+		"options timeout:2 attempts:2\n",
+		w->name, SIM_RESOLVER);
+	return fclose(f);
+}
+
+static bool world_exists(const char *name)
+{
+	struct sim_world w;
+	char glob_prefix[64];
+	struct dirent *e;
+	DIR *d;
+	bool found = false;
+
+	if (sim_world_paths(&w, name) < 0)
+		return false;
+	if (access(w.state, F_OK) == 0 || access(w.cgroup, F_OK) == 0)
+		return true;
+	snprintf(glob_prefix, sizeof(glob_prefix), "esim-%s-", name);
+	d = opendir(SIM_NETNS_DIR);
+	while (d && (e = readdir(d)) != NULL)
+		found |= strncmp(e->d_name, glob_prefix, strlen(glob_prefix)) ==
+			 0;
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *s = buf + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int up_steps(struct sim_world *w, const struct sim_up_opts *o)
+{
+	char cg[1024];
+	int host_fd = -1, inet_fd = -1, rc = -1;
+
+	if (mkdir_p(w->state) < 0) {
+		fprintf(stderr, "egress-sim: mkdir %s: %s\n", w->state,
+			strerror(errno));
+		return -1;
+	}
+	crash_point("state");
+	cg_path(w, "host", cg, sizeof(cg));
+	if (sim_cgroup_mkdir(cg))
+		return -1;
+	cg_path(w, "internet", cg, sizeof(cg));
+	if (sim_cgroup_mkdir(cg))
+		return -1;
+	crash_point("cgroups");
+	if (sim_netns_create(w->netns_host) || sim_netns_create(w->netns_inet))
+		return -1;
+	crash_point("netns");
+	host_fd = sim_netns_open(w->netns_host);
+	inet_fd = sim_netns_open(w->netns_inet);
+	if (host_fd < 0 || inet_fd < 0)
+		goto out;
+	if (build_host_and_internet(host_fd, inet_fd))
+		goto out;
+	crash_point("links");
+	if (sim_certs_create(w->state, w->name) || write_resolv_conf(w))
+		goto out;
+	if (start_services(w, inet_fd))
+		goto out;
+	crash_point("services");
+	for (unsigned k = 0; k < o->containers + o->user_containers; k++) {
+		if (build_container(w, host_fd,
+				    k < o->containers ? SIM_DOCKER0 :
+							SIM_BRSIM1))
+			goto out;
+		crash_point("container");
+	}
+	rc = world_save(w);
+out:
+	if (host_fd >= 0)
+		close(host_fd);
+	if (inet_fd >= 0)
+		close(inet_fd);
+	return rc;
+}
+
+int sim_up(const char *name, const struct sim_up_opts *o)
+{
+	struct sim_world w;
+
+	if (!sim_name_ok(name)) {
+		fprintf(stderr,
+			"egress-sim: '%s' is not a world name "
+			"(1-%d of a-z, 0-9, -)\n",
+			name, SIM_NAME_MAX);
+		return -1;
+	}
+	if (o->containers + o->user_containers > SIM_MAX_CONTAINERS) {
+		fprintf(stderr, "egress-sim: at most %d containers\n",
+			SIM_MAX_CONTAINERS);
+		return -1;
+	}
+	if (world_exists(name)) {
+		fprintf(stderr,
+			"egress-sim: world '%s' exists already; "
+			"`egress-sim down %s` first\n",
+			name, name);
+		return -1;
+	}
+	if (sim_world_paths(&w, name) < 0)
+		return -1;
+	if (up_steps(&w, o) < 0) {
+		fprintf(stderr,
+			"egress-sim: up %s failed; removing what was "
+			"built\n",
+			name);
+		sim_down(name);
+		return -1;
+	}
+	printf("egress-sim: world %s is up (%u containers); state in %s\n",
+	       name, w.ncontainers, w.state);
+	return 0;
+}
+
+static int rm_rf(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d)) != NULL) {
+		char p[1024];
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+		if (e->d_type == DT_DIR)
+			rc |= rm_rf(p);
+		else if (unlink(p) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	return rmdir(path) < 0 ? -1 : rc;
+}
+
+int sim_down(const char *name)
+{
+	struct sim_world w;
+	char prefix[64], base[512];
+	struct dirent *e;
+	bool existed;
+	DIR *d;
+	int rc = 0;
+
+	if (!sim_name_ok(name)) {
+		fprintf(stderr, "egress-sim: '%s' is not a world name\n", name);
+		return -1;
+	}
+	if (sim_world_paths(&w, name) < 0)
+		return -1;
+	existed = world_exists(name);
+	/* processes first: they keep namespaces alive */
+	rc |= sim_cgroup_destroy(w.cgroup);
+	snprintf(prefix, sizeof(prefix), "esim-%s-", name);
+	d = opendir(SIM_NETNS_DIR);
+	while (d && (e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+			rc |= sim_netns_delete(e->d_name);
+	if (d)
+		closedir(d);
+	rc |= rm_rf(w.state);
+	/* the shared parents go when the last world does */
+	snprintf(base, sizeof(base), "%s/%s", sim_cgroup2_mount(),
+		 SIM_CGROUP_BASE);
+	rmdir(base);
+	rmdir(SIM_STATE_ROOT);
+	if (rc) {
+		fprintf(stderr,
+			"egress-sim: down %s: some parts could not be "
+			"removed\n",
+			name);
+		return -1;
+	}
+	printf(existed ? "egress-sim: world %s removed\n" :
+			 "egress-sim: no world %s (nothing to remove)\n",
+	       name);
+	return 0;
+}
+
+int sim_add_container(const char *name, enum sim_bridge b)
+{
+	struct sim_world w;
+	int host_fd, rc;
+
+	if (sim_load(name, &w) < 0)
+		return -1;
+	host_fd = sim_netns_open(w.netns_host);
+	if (host_fd < 0) {
+		fprintf(stderr, "egress-sim: world %s has no host namespace\n",
+			name);
+		return -1;
+	}
+	rc = build_container(&w, host_fd, b);
+	close(host_fd);
+	if (world_save(&w) < 0)
+		return -1;
+	if (rc == 0)
+		printf("%u\n", w.ncontainers - 1);
+	return rc;
+}
+
+static json_t *status_one(const char *name)
+{
+	struct sim_world w;
+	char path[512];
+	json_t *j;
+	bool ok;
+
+	if (sim_world_paths(&w, name) < 0)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/world.json", w.state);
+	j = json_load_file(path, 0, NULL);
+	if (!j)
+		return json_pack("{s:s,s:s}", "name", name, "state",
+				 "broken (no world.json; run egress-sim down)");
+	ok = sim_netns_exists(w.netns_host) && sim_netns_exists(w.netns_inet);
+	ok = ok && sim_load(name, &w) == 0 && w.services_pid > 0 &&
+	     kill(w.services_pid, 0) == 0;
+	json_object_set_new(j, "state", json_string(ok ? "up" : "broken"));
+	return j;
+}
+
+int sim_status(const char *name)
+{
+	json_t *out;
+	char *s;
+
+	if (name) {
+		struct sim_world w;
+		if (sim_load(name, &w) < 0)
+			return -1;
+		out = status_one(name);
+	} else {
+		DIR *d = opendir(SIM_STATE_ROOT);
+		struct dirent *e;
+		out = json_array();
+		while (d && (e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.' && sim_name_ok(e->d_name))
+				json_array_append_new(out,
+						      status_one(e->d_name));
+		if (d)
+			closedir(d);
+	}
+	s = json_dumps(out, JSON_INDENT(2));
+	printf("%s\n", s);
+	free(s);
+	json_decref(out);
+	return 0;
+}
