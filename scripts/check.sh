@@ -17,13 +17,22 @@ make check 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
-# Check prints "NN%: Checks: C, Failures: F, Errors: E".
+# Check prints "NN%: Checks: C, Failures: F, Errors: E"; the shell tiers
+# print "<tier>: N passed, M failed".  The last line adds them up.
+pass=0
+fail=0
 summary=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
 	read -r c f e <<<"$(echo "$summary" | grep -Eo '[0-9]+' | tr '\n' ' ')"
-	echo "unit: $((c - f - e)) passed, $((f + e)) failed"
+	pass=$((c - f - e))
+	fail=$((f + e))
 else
-	echo "unit: no Check summary found (the unit runner did not run)" >&2
+	echo "check: no Check summary found (the unit runner did not run)" >&2
 	rc=1
 fi
+while read -r p f; do
+	pass=$((pass + p))
+	fail=$((fail + f))
+done < <(sed -nE 's/^(netns|docker): ([0-9]+) passed, ([0-9]+) failed$/\2 \3/p' "$log")
+echo "total: $pass passed, $fail failed"
 exit "$rc"
