@@ -69,6 +69,10 @@ const char *sim_bridge_name(enum sim_bridge b);
 
 /* Is name usable for a world ([a-z0-9-], 1..SIM_NAME_MAX, no leading '-')? */
 bool sim_name_ok(const char *name) NONNULL(1);
+/* sim_name_ok, printing why not. */
+bool sim_check_name(const char *name) NONNULL(1);
+/* mkdir -p; the last component gets mode.  Prints why on failure. */
+int sim_mkdir_p(const char *path, unsigned mode) NONNULL(1) WUNRES;
 /* Fills the names and paths of world w from its name (no I/O but the
  * cgroup v2 mount lookup).  Returns 0 or -1 (no cgroup v2 mounted). */
 int sim_world_paths(struct sim_world *w, const char *name) NONNULL(1, 2) WUNRES;

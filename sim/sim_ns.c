@@ -43,6 +43,17 @@ bool sim_name_ok(const char *name)
 	return true;
 }
 
+bool sim_check_name(const char *name)
+{
+	if (sim_name_ok(name))
+		return true;
+	fprintf(stderr,
+		"egress-sim: '%s' is not a world name (1-%d of a-z, "
+		"0-9, -)\n",
+		name, SIM_NAME_MAX);
+	return false;
+}
+
 const char *sim_cgroup2_mount(void)
 {
 	static char mnt[PATH_MAX];
@@ -228,7 +239,7 @@ int sim_sysctl_in(int nsfd, const char *path, const char *value)
 	return sim_in_netns(nsfd, sysctl_here, &a);
 }
 
-int sim_cgroup_mkdir(const char *path)
+int sim_mkdir_p(const char *path, unsigned mode)
 {
 	char buf[PATH_MAX];
 
@@ -241,12 +252,17 @@ int sim_cgroup_mkdir(const char *path)
 			goto fail;
 		*s = '/';
 	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+	if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
 		goto fail;
 	return 0;
 fail:
 	fprintf(stderr, "egress-sim: mkdir %s: %s\n", buf, strerror(errno));
 	return -1;
+}
+
+int sim_cgroup_mkdir(const char *path)
+{
+	return sim_mkdir_p(path, 0755);
 }
 
 int sim_cgroup_enter(const char *path, int pid)

@@ -140,13 +140,8 @@ int sim_load(const char *name, struct sim_world *w)
 	json_t *j, *cs, *c;
 	size_t i;
 
-	if (!sim_name_ok(name)) {
-		fprintf(stderr,
-			"egress-sim: '%s' is not a world name "
-			"(1-%d of a-z, 0-9, -)\n",
-			name, SIM_NAME_MAX);
+	if (!sim_check_name(name))
 		return -1;
-	}
 	if (sim_world_paths(w, name) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/world.json", w->state);
@@ -486,32 +481,13 @@ static bool world_exists(const char *name)
 	return found;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[512];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *s = buf + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*s = '/';
-	}
-	return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int up_steps(struct sim_world *w, const struct sim_up_opts *o)
 {
 	char cg[1024];
 	int host_fd = -1, inet_fd = -1, rc = -1;
 
-	if (mkdir_p(w->state) < 0) {
-		fprintf(stderr, "egress-sim: mkdir %s: %s\n", w->state,
-			strerror(errno));
+	if (sim_mkdir_p(w->state, 0700) < 0)
 		return -1;
-	}
 	crash_point("state");
 	cg_path(w, "host", cg, sizeof(cg));
 	if (sim_cgroup_mkdir(cg))
@@ -555,13 +531,8 @@ int sim_up(const char *name, const struct sim_up_opts *o)
 {
 	struct sim_world w;
 
-	if (!sim_name_ok(name)) {
-		fprintf(stderr,
-			"egress-sim: '%s' is not a world name "
-			"(1-%d of a-z, 0-9, -)\n",
-			name, SIM_NAME_MAX);
+	if (!sim_check_name(name))
 		return -1;
-	}
 	if (o->containers + o->user_containers > SIM_MAX_CONTAINERS) {
 		fprintf(stderr, "egress-sim: at most %d containers\n",
 			SIM_MAX_CONTAINERS);
@@ -620,10 +591,8 @@ int sim_down(const char *name)
 	DIR *d;
 	int rc = 0;
 
-	if (!sim_name_ok(name)) {
-		fprintf(stderr, "egress-sim: '%s' is not a world name\n", name);
+	if (!sim_check_name(name))
 		return -1;
-	}
 	if (sim_world_paths(&w, name) < 0)
 		return -1;
 	existed = world_exists(name);
