@@ -23,6 +23,8 @@ PKGS=(
 	# tests
 	check iproute2 iptables procps util-linux curl openssl socat
 	dnsutils
+	# the Docker tier: dockerd confined to a simulated netns, busybox images
+	docker.io busybox-static
 	# benchmarks
 	hyperfine
 )
@@ -59,3 +61,16 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# On a systemd machine the packages also enabled their units for the next
+# boot; the project only ever runs dockerd inside a simulated namespace, so
+# the units of packages installed here are disabled (and stopped).
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+	for p in "${missing[@]}"; do
+		case $p in
+		docker.io) units="docker.service docker.socket containerd.service" ;;
+		*) continue ;;
+		esac
+		systemctl disable --now $units >/dev/null 2>&1 || true
+	done
+fi

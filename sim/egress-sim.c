@@ -25,7 +25,8 @@
 #include "svc.h"
 
 static const char usage[] =
-	"usage: egress-sim up [NAME] [--containers N] [--user-containers M]\n"
+	"usage: egress-sim up [NAME] [--containers N] [--user-containers M]"
+	" [--docker]\n"
 	"       egress-sim down NAME\n"
 	"       egress-sim exec NAME {host|internet|container:K} [--cgroup REL]"
 	" -- CMD...\n"
@@ -64,6 +65,7 @@ static int cmd_up(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "containers", required_argument, NULL, 'c' },
 		{ "user-containers", required_argument, NULL, 'u' },
+		{ "docker", no_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim_up_opts o = { 0 };
@@ -76,6 +78,10 @@ static int cmd_up(int argc, char **argv)
 			continue;
 		if (c == 'u' && parse_count(optarg, &o.user_containers) == 0)
 			continue;
+		if (c == 'd') {
+			o.docker = true;
+			continue;
+		}
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -86,25 +92,6 @@ static int cmd_up(int argc, char **argv)
 		return 2;
 	}
 	return sim_up(name, &o) == 0 ? 0 : 1;
-}
-
-/* Is cmd runnable (a path, or found in PATH)? */
-static bool have_command(const char *cmd)
-{
-	const char *path = getenv("PATH");
-	char buf[PATH_MAX];
-
-	if (strchr(cmd, '/'))
-		return access(cmd, X_OK) == 0;
-	for (const char *p = path ? path : "/usr/bin:/bin"; p && *p;) {
-		const char *e = strchr(p, ':');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, cmd);
-		if (access(buf, X_OK) == 0)
-			return true;
-		p = e ? e + 1 : NULL;
-	}
-	return false;
 }
 
 /*
@@ -180,7 +167,7 @@ static int cmd_exec(int argc, char **argv)
 		if (sim_cgroup_mkdir(cg) < 0)
 			return 1;
 	}
-	if (!have_command(cmd[0])) {
+	if (!sim_have_command(cmd[0])) {
 		fprintf(stderr,
 			"egress-sim: %s: command not found (install "
 			"the Debian package that provides it: "
@@ -204,6 +191,11 @@ static int cmd_exec(int argc, char **argv)
 		return 1;
 	}
 	close(fd);
+	if (w.dockerd_pid > 0) {
+		char host[600];
+		snprintf(host, sizeof(host), "unix://%s/docker.sock", w.state);
+		setenv("DOCKER_HOST", host, 1);
+	}
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "egress-sim: %s: %s\n", cmd[0], strerror(errno));
 	return 127;

@@ -61,6 +61,7 @@ struct sim_world {
 	struct sim_container containers[SIM_MAX_CONTAINERS];
 	unsigned ncontainers;
 	int services_pid;
+	int dockerd_pid; /* -1: no dockerd (up without --docker) */
 };
 
 const char *sim_bridge_name(enum sim_bridge b);
@@ -92,6 +93,13 @@ int sim_cgroup_enter(const char *path, int pid) NONNULL(1) WUNRES;
 /* Kills every process in the cgroup tree at path and removes it, deepest
  * first.  0 if it did not exist. */
 int sim_cgroup_destroy(const char *path) NONNULL(1);
+/* The same for rel ("/egress-sim/NAME") in every cgroup hierarchy mounted,
+ * v2 and v1 (runc creates container cgroups in each v1 hierarchy). */
+int sim_cgroup_destroy_everywhere(const char *rel) NONNULL(1);
+/* Unmounts every mount point at or below dir, deepest first. */
+int sim_umount_below(const char *dir) NONNULL(1);
+/* Is cmd runnable (a path, or found in PATH)? */
+bool sim_have_command(const char *cmd) NONNULL(1);
 
 /*
  * Runs fn(arg) with the calling thread in netns nsfd, then returns to the
@@ -134,6 +142,7 @@ int sim_certs_create(const char *dir, const char *world) NONNULL(1, 2) WUNRES;
 struct sim_up_opts {
 	unsigned containers; /* on docker0 */
 	unsigned user_containers; /* on br-sim1 */
+	bool docker; /* start dockerd in the host netns */
 };
 
 int sim_up(const char *name, const struct sim_up_opts *o) NONNULL(1, 2);

@@ -102,6 +102,7 @@ int sim_world_paths(struct sim_world *w, const char *name)
 	}
 	snprintf(w->cgroup, sizeof(w->cgroup), "%s%s", cg, w->cgroup_rel);
 	w->services_pid = -1;
+	w->dockerd_pid = -1;
 	return 0;
 }
 
@@ -350,4 +351,134 @@ int sim_cgroup_destroy(const char *path)
 		return -1;
 	}
 	return rc;
+}
+
+/*
+ * Calls fn for every mount in /proc/self/mountinfo: its mount point and
+ * file system type (octal escapes in the mount point are decoded).
+ */
+static void for_each_mount(void (*fn)(const char *point, const char *fstype,
+				      const char *root, void *arg),
+			   void *arg)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char *line = NULL;
+	size_t cap = 0;
+
+	while (f && getline(&line, &cap, f) > 0) {
+		char root[PATH_MAX], point[PATH_MAX], fstype[64], out[PATH_MAX];
+		char *sep = strstr(line, " - ");
+		size_t o = 0;
+		if (!sep ||
+		    sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) !=
+			    2 ||
+		    sscanf(sep + 3, "%63s", fstype) != 1)
+			continue;
+		for (size_t i = 0; point[i] && o + 1 < sizeof(out); i++) {
+			if (point[i] == '\\' && point[i + 1] && point[i + 2] &&
+			    point[i + 3]) {
+				out[o++] = (char)(((point[i + 1] - '0') << 6) |
+						  ((point[i + 2] - '0') << 3) |
+						  (point[i + 3] - '0'));
+				i += 3;
+			} else {
+				out[o++] = point[i];
+			}
+		}
+		out[o] = '\0';
+		fn(out, fstype, root, arg);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+}
+
+struct cg_arg {
+	const char *rel;
+	int rc;
+};
+
+static void destroy_in(const char *point, const char *fstype, const char *root,
+		       void *arg)
+{
+	struct cg_arg *a = arg;
+	char p[PATH_MAX];
+
+	if ((strcmp(fstype, "cgroup") != 0 && strcmp(fstype, "cgroup2") != 0) ||
+	    strcmp(root, "/") != 0)
+		return;
+	snprintf(p, sizeof(p), "%s%s", point, a->rel);
+	a->rc |= sim_cgroup_destroy(p);
+}
+
+int sim_cgroup_destroy_everywhere(const char *rel)
+{
+	struct cg_arg a = { rel, 0 };
+
+	for_each_mount(destroy_in, &a);
+	return a.rc;
+}
+
+struct below_arg {
+	const char *dir;
+	char **v;
+	size_t n;
+};
+
+static void collect_below(const char *point, const char *fstype UNUSED,
+			  const char *root UNUSED, void *arg)
+{
+	struct below_arg *a = arg;
+	size_t len = strlen(a->dir);
+
+	if (strncmp(point, a->dir, len) == 0 &&
+	    (point[len] == '/' || point[len] == '\0')) {
+		a->v = util_xrealloc(a->v, (a->n + 1) * sizeof(*a->v));
+		a->v[a->n++] = util_xstrdup(point);
+	}
+}
+
+static int by_length_desc(const void *x, const void *y)
+{
+	size_t a = strlen(*(char *const *)x), b = strlen(*(char *const *)y);
+
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+int sim_umount_below(const char *dir)
+{
+	struct below_arg a = { dir, NULL, 0 };
+	int rc = 0;
+
+	for_each_mount(collect_below, &a);
+	qsort(a.v, a.n, sizeof(*a.v), by_length_desc);
+	for (size_t i = 0; i < a.n; i++) {
+		if (umount2(a.v[i], MNT_DETACH) < 0 && errno != EINVAL &&
+		    errno != ENOENT) {
+			fprintf(stderr, "egress-sim: umount %s: %s\n", a.v[i],
+				strerror(errno));
+			rc = -1;
+		}
+		free(a.v[i]);
+	}
+	free(a.v);
+	return rc;
+}
+
+bool sim_have_command(const char *cmd)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (strchr(cmd, '/'))
+		return access(cmd, X_OK) == 0;
+	for (const char *p = path ? path : "/usr/bin:/bin"; p && *p;) {
+		const char *e = strchr(p, ':');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, cmd);
+		if (access(buf, X_OK) == 0)
+			return true;
+		p = e ? e + 1 : NULL;
+	}
+	return false;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,15 +107,20 @@ static json_t *world_json(const struct sim_world *w)
 				      "netns", c->netns, "cgroup", cg));
 	}
 	snprintf(path, sizeof(path), "%s/ca.pem", w->state);
+	json_t *docker = json_null();
+	if (w->dockerd_pid > 0)
+		docker = json_pack("{s:i,s:s+,s:s+}", "pid", w->dockerd_pid,
+				   "socket", w->state, "/docker.sock", "log",
+				   w->state, "/dockerd.log");
 	return json_pack(
 		"{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:s,s:s},s:s,s:s,s:{s:i,s:s+},"
-		"s:o}",
+		"s:o,s:o}",
 		"name", w->name, "state_dir", w->state, "ca", path, "cgroup",
 		"path", w->cgroup_rel, "host", "host", "internet", "internet",
 		"netns", "host", w->netns_host, "internet", w->netns_inet,
 		"resolver", SIM_RESOLVER, "resolver2", SIM_RESOLVER2,
 		"services", "pid", w->services_pid, "log", w->state,
-		"/services.jsonl", "containers", cs);
+		"/services.jsonl", "containers", cs, "docker", docker);
 }
 
 static int world_save(const struct sim_world *w)
@@ -133,7 +139,7 @@ static int world_save(const struct sim_world *w)
 	return -1;
 }
 
-int sim_load(const char *name, struct sim_world *w)
+static int load(const char *name, struct sim_world *w, bool quiet)
 {
 	char path[512];
 	json_error_t je;
@@ -147,12 +153,18 @@ int sim_load(const char *name, struct sim_world *w)
 	snprintf(path, sizeof(path), "%s/world.json", w->state);
 	j = json_load_file(path, 0, &je);
 	if (!j) {
-		fprintf(stderr, "egress-sim: no world named '%s' (%s: %s)\n",
-			name, path, je.text);
+		if (!quiet)
+			fprintf(stderr,
+				"egress-sim: no world named '%s' (%s: %s)\n",
+				name, path, je.text);
 		return -1;
 	}
 	w->services_pid = (int)json_integer_value(
 		json_object_get(json_object_get(j, "services"), "pid"));
+	w->dockerd_pid = (int)json_integer_value(
+		json_object_get(json_object_get(j, "docker"), "pid"));
+	if (!w->dockerd_pid)
+		w->dockerd_pid = -1;
 	cs = json_object_get(j, "containers");
 	json_array_foreach(cs, i, c)
 	{
@@ -177,6 +189,11 @@ int sim_load(const char *name, struct sim_world *w)
 	}
 	json_decref(j);
 	return 0;
+}
+
+int sim_load(const char *name, struct sim_world *w)
+{
+	return load(name, w, false);
 }
 
 /* ---- the services of the simulated internet ------------------------------ */
@@ -341,6 +358,133 @@ static int start_services(struct sim_world *w, int inet_fd)
 		"see %s\n",
 		errpath);
 	return -1;
+}
+
+/* ---- dockerd ------------------------------------------------------------ */
+
+struct ping_arg {
+	const char *sock;
+};
+
+/* GET /_ping on dockerd's socket; 0 when it answers OK. */
+static int docker_ping(const char *sock)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char req[] = "GET /_ping HTTP/1.0\r\n\r\n";
+	char buf[256];
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+
+	if (fd < 0)
+		return -1;
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		close(fd);
+		return -1;
+	}
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1 &&
+	    (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		rc = strstr(buf, " 200 ") ? 0 : -1;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * dockerd in the world's host netns, with its own data and exec roots,
+ * socket and pid file, its containers' cgroups under the world's (so BPF
+ * attached to the world sees them, and `docker` stays in the path for
+ * @docker rules) and the world's resolver for containers.  It adopts the
+ * docker0 bridge the world made.
+ */
+static int start_dockerd(struct sim_world *w, int host_fd)
+{
+	char data[512], exec_root[512], pidf[512], sock[512], host[600];
+	char log[512], cg[1024], parent[512];
+	pid_t pid;
+
+	if (!sim_have_command("dockerd")) {
+		fprintf(stderr, "egress-sim: --docker needs dockerd: install "
+				"docker.io (scripts/install-deps.sh)\n");
+		return -1;
+	}
+	snprintf(data, sizeof(data), "%s/docker/data", w->state);
+	snprintf(exec_root, sizeof(exec_root), "%s/docker/exec", w->state);
+	snprintf(pidf, sizeof(pidf), "%s/docker/dockerd.pid", w->state);
+	snprintf(sock, sizeof(sock), "%s/docker.sock", w->state);
+	snprintf(host, sizeof(host), "unix://%s", sock);
+	snprintf(log, sizeof(log), "%s/dockerd.log", w->state);
+	snprintf(parent, sizeof(parent), "%s/docker", w->cgroup_rel);
+	cg_path(w, "dockerd", cg, sizeof(cg));
+	if (sim_mkdir_p(data, 0700) || sim_mkdir_p(exec_root, 0700) ||
+	    sim_cgroup_mkdir(cg))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int null = open("/dev/null", O_RDWR);
+		if (fd < 0 || null < 0 || sim_cgroup_enter(cg, 0) < 0 ||
+		    setns(host_fd, CLONE_NEWNET) < 0)
+			_exit(1);
+		setsid();
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execlp("dockerd", "dockerd", "--data-root", data, "--exec-root",
+		       exec_root, "--pidfile", pidf, "-H", host,
+		       "--cgroup-parent", parent, "--dns", SIM_RESOLVER,
+		       "--userland-proxy=false", (char *)NULL);
+		_exit(127);
+	}
+	w->dockerd_pid = pid;
+	for (int tries = 0; tries < 600; tries++) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr,
+				"egress-sim: dockerd exited at start; "
+				"see %s\n",
+				log);
+			w->dockerd_pid = -1;
+			return -1;
+		}
+		if (docker_ping(sock) == 0)
+			return 0;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr,
+		"egress-sim: dockerd did not answer within 30 s; "
+		"see %s\n",
+		log);
+	return -1;
+}
+
+/* Stops dockerd cleanly (it unmounts its layers and stops its containers),
+ * waiting up to 20 s; down kills whatever is left afterwards. */
+static void stop_dockerd(const struct sim_world *w)
+{
+	char pidf[512];
+	FILE *f;
+	int pid = w->dockerd_pid;
+
+	snprintf(pidf, sizeof(pidf), "%s/docker/dockerd.pid", w->state);
+	f = fopen(pidf, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = w->dockerd_pid;
+		fclose(f);
+	}
+	if (pid <= 0 || kill(pid, SIGTERM) < 0)
+		return;
+	for (int i = 0; i < 400 && kill(pid, 0) == 0; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		waitpid(pid, NULL, WNOHANG);
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* ---- building the namespaces --------------------------------------------- */
@@ -511,6 +655,9 @@ static int up_steps(struct sim_world *w, const struct sim_up_opts *o)
 	if (start_services(w, inet_fd))
 		goto out;
 	crash_point("services");
+	if (o->docker && start_dockerd(w, host_fd))
+		goto out;
+	crash_point("docker");
 	for (unsigned k = 0; k < o->containers + o->user_containers; k++) {
 		if (build_container(w, host_fd,
 				    k < o->containers ? SIM_DOCKER0 :
@@ -596,8 +743,13 @@ int sim_down(const char *name)
 	if (sim_world_paths(&w, name) < 0)
 		return -1;
 	existed = world_exists(name);
-	/* processes first: they keep namespaces alive */
-	rc |= sim_cgroup_destroy(w.cgroup);
+	/* dockerd first, gracefully, so that it takes its mounts down */
+	if (load(name, &w, true) < 0 && sim_world_paths(&w, name) < 0)
+		return -1;
+	stop_dockerd(&w);
+	/* processes next: they keep namespaces alive */
+	rc |= sim_cgroup_destroy_everywhere(w.cgroup_rel);
+	rc |= sim_umount_below(w.state);
 	snprintf(prefix, sizeof(prefix), "esim-%s-", name);
 	d = opendir(SIM_NETNS_DIR);
 	while (d && (e = readdir(d)) != NULL)

@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# check-netns: end-to-end tests inside simulated network namespaces.
+# check-netns (and, through tests/docker/run.sh, check-docker): end-to-end
+# tests inside simulated network namespaces.
 #
-# Runs every tests/netns/test_*.sh and fails if any check fails, or if the
+# usage: run.sh [BUILD] [TIER]   (TIER: netns or docker; default netns)
+#
+# Runs every tests/TIER/test_*.sh and fails if any check fails, or if the
 # machine's own network namespace changed during the tier (links, routes,
-# netfilter rules, forwarding sysctls).  Ends with "N passed, N failed".
+# netfilter rules, forwarding sysctls).  Ends with "TIER: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
+TIER=${2:-netns}
 export SIM=$PWD/$BUILD/egress-sim
+export BUILD_DIR=$PWD/$BUILD
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "check-netns: needs root (it creates network namespaces and cgroups)" >&2
+	echo "check-$TIER: needs root (it creates network namespaces and cgroups)" >&2
 	exit 1
 fi
-for tool in curl dig socat setpriv iptables-save; do
+tools="curl dig socat setpriv iptables-save"
+[ "$TIER" = docker ] && tools="$tools dockerd docker busybox"
+for tool in $tools; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "check-netns: '$tool' is missing: run scripts/install-deps.sh" >&2
+		echo "check-$TIER: '$tool' is missing: run scripts/install-deps.sh" >&2
 		exit 1
 	fi
 done
@@ -37,7 +44,7 @@ root_netns_snapshot >"$before"
 
 pass=0
 fail=0
-for t in tests/netns/test_*.sh; do
+for t in tests/"$TIER"/test_*.sh; do
 	echo "# $t"
 	out=$(bash "$t" 2>&1)
 	rc=$?
@@ -61,5 +68,5 @@ else
 	echo "not ok - the machine's own network namespace changed:"
 	diff -u "$before" "$after" | sed 's/^/#   /'
 fi
-echo "netns: $pass passed, $fail failed"
+echo "$TIER: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

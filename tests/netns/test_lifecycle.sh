@@ -9,7 +9,7 @@ trace() {
 	ip netns list | grep -- "-$$-" | sort
 	ip -o link show | awk -F': ' '{print $2}' | sort
 	find "$CG" -maxdepth 3 -path "*egress-sim*" -type d 2>/dev/null | sort
-	grep -c . /proc/self/mountinfo
+	grep -c -- "-$$-" /proc/self/mountinfo
 	ls /run/egress-sim 2>/dev/null | grep -- "-$$-"
 }
 
