@@ -59,6 +59,8 @@ CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
 	src/policy_index.c src/policy_decide.c src/dnscache.c \
 	src/event_json.c src/workflow.c src/ctl_common.c src/ctl_validate.c \
 	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c src/dnsmsg.c
+# BPF loader, attribution and their egressctl commands (need libbpf).
+CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c
 PROG_SRCS := src/egressctl.c sim/egress-sim.c
 PROGS := $(BUILD)/egressctl $(BUILD)/egress-sim
 # The simulator (world builder, test PKI, simulated internet services):
@@ -145,7 +147,15 @@ check-unit: $(BUILD)/check_unit $(PROGS)
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/check_unit
 
-check-netns: all
+# Helpers of the netns tier (built with it, never installed).
+TEST_PROGS := $(BUILD)/bpf-probe
+NFQ_LIBS := $(shell $(PKG_CONFIG) --libs libnetfilter_queue libmnl 2>/dev/null)
+
+$(BUILD)/bpf-probe: $(BUILD)/tests/netns/bpf_probe.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS) $(NFQ_LIBS)
+
+check-netns: all $(TEST_PROGS)
 	$(Q)tests/netns/run.sh $(BUILD)
 
 check-docker: all
@@ -155,8 +165,13 @@ $(BUILD)/bench_policy: bench/bench_policy.c $(CORE_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
-bench: $(BUILD)/bench_policy
+$(BUILD)/bench_attrib: bench/bench_attrib.c $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+bench: $(BUILD)/bench_policy $(BUILD)/bench_attrib
 	$(Q)$(BUILD)/bench_policy
+	$(Q)$(BUILD)/bench_attrib
 
 # ---- install --------------------------------------------------------------
 

@@ -25,6 +25,9 @@ int ctl_check(int argc, char **argv, FILE *in, FILE *out, FILE *err)
 	NONNULL(2, 3, 4, 5);
 int ctl_analyze(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 int ctl_suggest(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
+/* BPF commands (ctl_bpf.c): need root. */
+int ctl_bpf(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
+int ctl_attrib(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 
 /* ---- helpers (ctl_common.c) ---- */
 

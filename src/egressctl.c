@@ -1,5 +1,6 @@
 /*
- * egressctl.c - the egressctl command: offline policy tools.
+ * egressctl.c - the egressctl command: offline policy tools, and the BPF
+ * attach/inspect commands.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,18 @@ static const char usage[] =
 	"                      judge a recorded connection log\n"
 	"  suggest LOG...      print a policy that allows what the logs show\n"
 	"\n"
+	"BPF (root):\n"
+	"  bpf attach --cgroup DIR --pin-dir DIR [--map-entries N]\n"
+	"                      load the BPF object, attach it to a cgroup v2\n"
+	"                      directory and pin it (replacing pinned links)\n"
+	"  bpf detach --pin-dir DIR\n"
+	"                      detach and unpin what attach pinned\n"
+	"  bpf status --pin-dir DIR\n"
+	"                      pinned links and maps as JSON lines\n"
+	"  attrib --pin-dir DIR [--follow] [--lookup PROTO SRC:P DST:P]\n"
+	"                      attribution entries with their processes, as\n"
+	"                      JSON lines\n"
+	"\n"
 	"The daemon commands (status, stop, reload, ca) arrive with egressd.\n";
 
 int main(int argc, char **argv)
@@ -38,6 +51,10 @@ int main(int argc, char **argv)
 		return ctl_analyze(argc - 1, argv + 1, stdout, stderr);
 	if (strcmp(cmd, "suggest") == 0)
 		return ctl_suggest(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "bpf") == 0)
+		return ctl_bpf(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "attrib") == 0)
+		return ctl_attrib(argc - 1, argv + 1, stdout, stderr);
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {
 		fputs(usage, stdout);

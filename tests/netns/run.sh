@@ -11,8 +11,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
 TIER=${2:-netns}
-export SIM=$PWD/$BUILD/egress-sim
-export BUILD_DIR=$PWD/$BUILD
+case $BUILD in
+/*) ;;
+*) BUILD=$PWD/$BUILD ;;
+esac
+export SIM=$BUILD/egress-sim
+export BUILD_DIR=$BUILD
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "check-$TIER: needs root (it creates network namespaces and cgroups)" >&2

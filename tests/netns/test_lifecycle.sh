@@ -8,7 +8,7 @@ CG=$(awk '$9 == "cgroup2" {print $5}' /proc/self/mountinfo | head -n1)
 trace() {
 	ip netns list | grep -- "-$$-" | sort
 	ip -o link show | awk -F': ' '{print $2}' | sort
-	find "$CG" -maxdepth 3 -path "*egress-sim*" -type d 2>/dev/null | sort
+	find "$CG" -maxdepth 3 -path "*egress-sim/*-$$-*" -type d 2>/dev/null | sort
 	grep -c -- "-$$-" /proc/self/mountinfo
 	ls /run/egress-sim 2>/dev/null | grep -- "-$$-"
 }

@@ -24,8 +24,8 @@ int main(void)
 		util_suite,	    hmap_suite,		 policy_parse_suite,
 		policy_match_suite, policy_decide_suite, dnscache_suite,
 		workflow_suite,	    ctl_suite,		 fixtures_suite,
-		bpf_suite,	    llhttp_suite,	 dnsmsg_suite,
-		svc_suite,
+		bpf_suite,	    attrib_suite,	 llhttp_suite,
+		dnsmsg_suite,	    svc_suite,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

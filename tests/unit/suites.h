@@ -17,6 +17,7 @@ Suite *workflow_suite(void);
 Suite *ctl_suite(void);
 Suite *fixtures_suite(void);
 Suite *bpf_suite(void);
+Suite *attrib_suite(void);
 Suite *llhttp_suite(void);
 Suite *dnsmsg_suite(void);
 Suite *svc_suite(void);

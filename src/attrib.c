@@ -1,0 +1,635 @@
+/*
+ * attrib.c - 5-tuple -> process record, through the BPF maps, sock_diag
+ * and /proc (reference §3.2-3.5), refusing records that could belong to a
+ * reused PID.
+ */
+#include "attrib.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "bpfload.h"
+#include "cgroup.h"
+#include "util.h"
+
+struct attrib {
+	int conn_fd;
+	int cookie_fd;
+	bool own_fds;
+	int diag_fd; /* NETLINK_SOCK_DIAG in the diag netns, or -1 */
+	uint32_t diag_seq;
+	char *proc_root;
+	char *worker_exe;
+	char *runner_cgroup;
+	uint64_t tick_ns; /* one /proc clock tick (1/USER_HZ s) in ns */
+};
+
+const char *attrib_via_str(enum attrib_via v)
+{
+	static const char *const names[ATTRIB_VIA_MAX] = {
+		[ATTRIB_VIA_EXACT] = "exact",
+		[ATTRIB_VIA_WILDCARD] = "wildcard",
+		[ATTRIB_VIA_DIAG] = "diag",
+	};
+	return v < ATTRIB_VIA_MAX ? names[v] : "?";
+}
+
+const char *attrib_src_str(uint32_t src)
+{
+	switch (src) {
+	case EGRESS_SRC_CONNECT4:
+		return "connect4";
+	case EGRESS_SRC_SOCKOPS:
+		return "sockops";
+	case EGRESS_SRC_SENDMSG4:
+		return "sendmsg4";
+	case EGRESS_SRC_SKB:
+		return "skb";
+	}
+	return "?";
+}
+
+const char *attrib_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "ok";
+	case -ENOENT:
+		return "no entry";
+	case -ESRCH:
+		return "process exited";
+	case -ESTALE:
+		return "pid reused";
+	case -EXDEV:
+		return "cgroup mismatch";
+	}
+	return strerror(err < 0 ? -err : err);
+}
+
+void attrib_key(const struct attrib_tuple *t, struct egress_tuple4 *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->saddr = t->saddr;
+	k->daddr = t->daddr;
+	k->sport = htons(t->sport);
+	k->dport = htons(t->dport);
+	k->proto = t->proto;
+}
+
+void attrib_tuple_of_key(const struct egress_tuple4 *k, struct attrib_tuple *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->saddr = k->saddr;
+	t->daddr = k->daddr;
+	t->sport = ntohs(k->sport);
+	t->dport = ntohs(k->dport);
+	t->proto = k->proto;
+}
+
+int attrib_conn_map_fd(const attrib_t *a)
+{
+	return a->conn_fd;
+}
+
+/* ---- sock_diag ------------------------------------------------------------ */
+
+/*
+ * Opens the NETLINK_SOCK_DIAG socket inside netns path: a socket stays
+ * bound to the namespace it was created in, so the thread only visits it.
+ */
+static int diag_open(const char *netns)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	int self = -1, target = -1, fd = -1, err = 0;
+
+	if (netns) {
+		self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		target = open(netns, O_RDONLY | O_CLOEXEC);
+		if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) {
+			err = errno;
+			goto out;
+		}
+	}
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	err = errno;
+	if (netns && setns(self, CLONE_NEWNET) < 0) {
+		/* never carry on in the wrong namespace */
+		perror("attrib: cannot return to the original netns");
+		abort();
+	}
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+out:
+	if (self >= 0)
+		close(self);
+	if (target >= 0)
+		close(target);
+	errno = err;
+	return fd;
+}
+
+/*
+ * One exact inet_diag request.  The kernel's UDP dump_one looks the socket
+ * up as a received packet would (__udp4_lib_lookup(src, sport, dst,
+ * dport)), so for UDP the request's "src" is the remote end; TCP's
+ * inet_diag_find_one_icsk takes src as the local end ("src and dst are
+ * swapped for historical reasons", net/ipv4/udp_diag.c).
+ */
+static int diag_query(attrib_t *a, const struct attrib_tuple *t,
+		      struct inet_diag_msg *res)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req = {
+		.nlh = {
+			.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST,
+			.nlmsg_seq = ++a->diag_seq,
+		},
+		.r = {
+			.sdiag_family = AF_INET,
+			.sdiag_protocol = t->proto,
+			.idiag_states = ~0u,
+			.id = {
+				.idiag_cookie = { INET_DIAG_NOCOOKIE,
+						  INET_DIAG_NOCOOKIE },
+			},
+		},
+	};
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	bool udp = t->proto == IPPROTO_UDP;
+	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+	ssize_t n;
+
+	req.r.id.idiag_src[0] = udp ? t->daddr : t->saddr;
+	req.r.id.idiag_sport = htons(udp ? t->dport : t->sport);
+	req.r.id.idiag_dst[0] = udp ? t->saddr : t->daddr;
+	req.r.id.idiag_dport = htons(udp ? t->sport : t->dport);
+	if (sendto(a->diag_fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel,
+		   sizeof(kernel)) < 0)
+		return -errno;
+	for (;;) {
+		n = recv(a->diag_fd, buf, sizeof(buf), 0);
+		if (n < 0)
+			return -errno;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		     NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_seq != a->diag_seq)
+				continue; /* a late answer to a timed-out query */
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+					return -EBADMSG;
+				return e->error ? e->error : -ENOENT;
+			}
+			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*res)))
+				return -EBADMSG;
+			memcpy(res, NLMSG_DATA(h), sizeof(*res));
+			return 0;
+		}
+	}
+}
+
+int attrib_diag_cookie(attrib_t *a, const struct attrib_tuple *t,
+		       uint64_t *cookie, bool *connected)
+{
+	struct inet_diag_msg m;
+	int err;
+
+	if (a->diag_fd < 0)
+		return -ENOENT;
+	err = diag_query(a, t, &m);
+	if (err)
+		return err;
+	/* The answer must be this client socket: same local end, and either
+	 * connected to this destination or not connected at all (an
+	 * unconnected UDP socket, which the lookup also returns). */
+	if (m.id.idiag_sport != htons(t->sport) ||
+	    (m.id.idiag_src[0] != t->saddr && m.id.idiag_src[0] != 0))
+		return -ENOENT;
+	if (m.id.idiag_dst[0] != 0 && (m.id.idiag_dst[0] != t->daddr ||
+				       m.id.idiag_dport != htons(t->dport)))
+		return -ENOENT;
+	*cookie = (uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0];
+	*connected = m.id.idiag_dst[0] != 0;
+	return 0;
+}
+
+/* ---- /proc ---------------------------------------------------------------- */
+
+static char *proc_path(const attrib_t *a, char *buf, size_t n, int pid,
+		       const char *file)
+{
+	snprintf(buf, n, "%s/%d/%s", a->proc_root, pid, file);
+	return buf;
+}
+
+/*
+ * PPID and start time (clock ticks since boot, CLOCK_BOOTTIME) from
+ * /proc/PID/stat; the fields are counted after the last ')' because the
+ * command name may hold spaces and parentheses.
+ */
+static int read_stat(const attrib_t *a, int pid, int *ppid,
+		     unsigned long long *start)
+{
+	char path[PATH_MAX], *text, *p, *save = NULL;
+	int field = 3, err = -EBADMSG;
+
+	text = util_read_file(proc_path(a, path, sizeof(path), pid, "stat"),
+			      NULL);
+	if (!text)
+		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+	p = strrchr(text, ')');
+	for (p = p ? strtok_r(p + 1, " ", &save) : NULL; p;
+	     p = strtok_r(NULL, " ", &save), field++) {
+		if (field == 4 && ppid)
+			*ppid = atoi(p);
+		if (field == 22) {
+			*start = strtoull(p, NULL, 10);
+			err = 0;
+			break;
+		}
+	}
+	free(text);
+	return err;
+}
+
+static char *read_link(const attrib_t *a, int pid, const char *file)
+{
+	char path[PATH_MAX], buf[PATH_MAX];
+	ssize_t n;
+
+	n = readlink(proc_path(a, path, sizeof(path), pid, file), buf,
+		     sizeof(buf) - 1);
+	if (n <= 0)
+		return NULL;
+	return util_xstrndup(buf, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		k = 1, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		k = 2, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		k = 3, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n <= k)
+		return 0;
+	for (size_t j = 1; j <= k; j++) {
+		if ((s[j] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[j] & 0x3f);
+	}
+	if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k + 1;
+}
+
+/* A copy of s[0..n) with every invalid UTF-8 byte replaced by U+FFFD. */
+static char *utf8_copy(const char *s, size_t n)
+{
+	struct strbuf sb = { 0 };
+	size_t i = 0;
+
+	while (i < n) {
+		size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+		if (k) {
+			strbuf_add(&sb, s + i, k);
+			i += k;
+		} else {
+			strbuf_adds(&sb, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	return sb.buf ? strbuf_steal(&sb) : util_xstrdup("");
+}
+
+/* Splits a NUL-separated file (cmdline, environ) into an argv-like list:
+ * trailing NULs dropped, empty fields in the middle kept. */
+static char **read_nul_list(const attrib_t *a, int pid, const char *file,
+			    size_t *count)
+{
+	char path[PATH_MAX], *text, **v = NULL;
+	size_t len, n = 0;
+
+	*count = 0;
+	text = util_read_file(proc_path(a, path, sizeof(path), pid, file),
+			      &len);
+	if (!text)
+		return NULL;
+	while (len > 0 && text[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; len > 0 && i <= len;) {
+		size_t e = i;
+		while (e < len && text[e] != '\0')
+			e++;
+		v = util_xrealloc(v, (n + 2) * sizeof(*v));
+		v[n++] = utf8_copy(text + i, e - i);
+		v[n] = NULL;
+		i = e + 1;
+	}
+	free(text);
+	*count = n;
+	return v;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char *environ_get(const attrib_t *a, int pid, const char *name)
+{
+	size_t n, len = strlen(name);
+	char **env = read_nul_list(a, pid, "environ", &n), *res = NULL;
+
+	for (size_t i = 0; i < n && !res; i++) {
+		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=' &&
+		    env[i][len + 1] != '\0')
+			res = util_xstrdup(env[i] + len + 1);
+	}
+	free_list(env, n);
+	return res;
+}
+
+void attrib_github_context(attrib_t *a, int pid, const char *cgroup,
+			   char **step, char **action)
+{
+	int pids[ATTRIB_ANCESTRY_MAX];
+	char *exes[ATTRIB_ANCESTRY_MAX];
+	size_t n = 0, worker = SIZE_MAX;
+
+	*step = *action = NULL;
+	if (!cgroup || strcmp(cgroup, a->runner_cgroup) != 0)
+		return;
+	while (n < ATTRIB_ANCESTRY_MAX) {
+		unsigned long long start;
+		char *exe = read_link(a, pid, "exe");
+		int ppid = 0;
+
+		if (!exe)
+			break;
+		pids[n] = pid;
+		exes[n++] = exe;
+		if (read_stat(a, pid, &ppid, &start) < 0 || ppid <= 1)
+			break;
+		pid = ppid;
+	}
+	/* The full path, not the name: a process cannot make its exe link
+	 * point at the runner's installed binary without being it. */
+	for (size_t i = 0; i < n && worker == SIZE_MAX; i++) {
+		if (strcmp(exes[i], a->worker_exe) == 0)
+			worker = i;
+	}
+	if (worker != SIZE_MAX && worker > 0) {
+		*step = environ_get(a, pids[worker - 1], "GITHUB_ACTION");
+		*action = environ_get(a, pids[worker - 1],
+				      "GITHUB_ACTION_REPOSITORY");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(exes[i]);
+}
+
+/* ---- validation and records ----------------------------------------------- */
+
+/*
+ * Could o->tgid now name a process other than the one BPF saw?  /proc's
+ * start time is in ticks, floored; the entry's ts_ns is the moment BPF read
+ * the pid, so the process BPF saw started at or before it.  When BPF also
+ * read the exact start time, the two must agree to the tick.
+ */
+static bool pid_reused(const attrib_t *a, const struct egress_owner *o,
+		       unsigned long long start_ticks)
+{
+	if (start_ticks * a->tick_ns > o->ts_ns)
+		return true;
+	return o->start_ns && start_ticks != o->start_ns / a->tick_ns;
+}
+
+static int check_cgroup(const struct egress_owner *o, const char *cgroup)
+{
+	const char *root = cgroup_v2_mount();
+	char path[PATH_MAX];
+	uint64_t id;
+
+	if (!root)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s%s", root, cgroup);
+	/* a cgroup removed since then cannot be the one BPF saw either */
+	if (cgroup_id(path, &id) < 0 || id != o->cgroup_id)
+		return -EXDEV;
+	return 0;
+}
+
+void attrib_proc_free(struct attrib_proc *p)
+{
+	if (!p)
+		return;
+	free(p->exe);
+	free_list(p->cmdline, p->ncmdline);
+	free(p->cgroup);
+	free(p->step);
+	free(p->action);
+	free(p);
+}
+
+int attrib_resolve(attrib_t *a, const struct egress_owner *o,
+		   enum attrib_via via, struct attrib_proc **out)
+{
+	unsigned long long start, again;
+	struct attrib_proc *p;
+	int pid = (int)o->tgid, err;
+
+	*out = NULL;
+	if (pid <= 0)
+		return -ENOENT;
+	err = read_stat(a, pid, NULL, &start);
+	if (err)
+		return err;
+	if (pid_reused(a, o, start))
+		return -ESTALE;
+	p = util_xcalloc(1, sizeof(*p));
+	p->pid = pid;
+	p->via = via;
+	p->owner = *o;
+	p->cgroup = cgroup_of_pid(a->proc_root, pid);
+	if (!p->cgroup) {
+		err = -ESRCH;
+		goto fail;
+	}
+	if ((err = check_cgroup(o, p->cgroup)) < 0)
+		goto fail;
+	p->exe = read_link(a, pid, "exe");
+	p->cmdline = read_nul_list(a, pid, "cmdline", &p->ncmdline);
+	attrib_github_context(a, pid, p->cgroup, &p->step, &p->action);
+	/* The reads above are not atomic: if the pid changed hands while we
+	 * read, the start time tells. */
+	err = read_stat(a, pid, NULL, &again);
+	if (err == 0 && again != start)
+		err = -ESTALE;
+	if (err)
+		goto fail;
+	*out = p;
+	return 0;
+fail:
+	attrib_proc_free(p);
+	return err;
+}
+
+/* ---- lookup --------------------------------------------------------------- */
+
+static bool map_get(int fd, const void *key, struct egress_owner *o)
+{
+	return bpf_map_lookup_elem(fd, key, o) == 0;
+}
+
+int attrib_lookup(attrib_t *a, const struct attrib_tuple *t,
+		  struct attrib_proc **out, struct egress_owner *owner_out)
+{
+	struct egress_owner exact, wild, found;
+	struct egress_tuple4 k;
+	bool has_exact, has_wild = false, have = false, connected;
+	enum attrib_via via = ATTRIB_VIA_EXACT;
+	uint64_t cookie;
+	int err;
+
+	*out = NULL;
+	attrib_key(t, &k);
+	has_exact = map_get(a->conn_fd, &k, &exact);
+	if (t->proto == IPPROTO_UDP && t->saddr != 0) {
+		k.saddr = 0;
+		has_wild = map_get(a->conn_fd, &k, &wild);
+	}
+	/*
+	 * TCP entries are written before the SYN leaves, so a hit is current.
+	 * A UDP entry may be older than the socket now using the tuple (the
+	 * host's connected UDP is recorded only after the queue), so for UDP
+	 * the socket's cookie, if the socket is in the diag netns, decides.
+	 */
+	if (t->proto == IPPROTO_UDP || !has_exact) {
+		err = attrib_diag_cookie(a, t, &cookie, &connected);
+		if (err == 0) {
+			if (has_exact && exact.cookie == cookie) {
+				found = exact, have = true;
+			} else if (has_wild && wild.cookie == cookie) {
+				found = wild, have = true;
+				via = ATTRIB_VIA_WILDCARD;
+			} else if (map_get(a->cookie_fd, &cookie, &found)) {
+				have = true;
+				via = ATTRIB_VIA_DIAG;
+			} else if (connected) {
+				/* the socket holding exactly this tuple is
+				 * not the one the entries name */
+				return -ENOENT;
+			}
+			/* An unconnected socket only matched as a receiver
+			 * would (bound to this port on any address): it may
+			 * be an unrelated local socket when the packet came
+			 * from another netns; the entries decide. */
+		} else if (err != -ENOENT) {
+			return err;
+		}
+	}
+	if (!have && has_exact) {
+		found = exact, have = true;
+	} else if (!have && has_wild) {
+		found = wild, have = true;
+		via = ATTRIB_VIA_WILDCARD;
+	}
+	if (!have)
+		return -ENOENT;
+	if (owner_out)
+		*owner_out = found;
+	return attrib_resolve(a, &found, via, out);
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+attrib_t *attrib_new(const struct attrib_opts *o)
+{
+	attrib_t *a = util_xcalloc(1, sizeof(*a));
+	long hz = sysconf(_SC_CLK_TCK);
+	int err;
+
+	a->conn_fd = a->cookie_fd = a->diag_fd = -1;
+	a->tick_ns = 1000000000ull / (uint64_t)(hz > 0 ? hz : 100);
+	a->proc_root = util_xstrdup(o->proc_root ? o->proc_root : "/proc");
+	a->worker_exe = util_xstrdup(o->worker_exe ? o->worker_exe :
+						     ATTRIB_WORKER_EXE_DEFAULT);
+	a->runner_cgroup = util_xstrdup(o->runner_cgroup ?
+						o->runner_cgroup :
+						ATTRIB_RUNNER_CGROUP_DEFAULT);
+	if (o->pin_dir) {
+		a->own_fds = true;
+		a->conn_fd =
+			bpfload_open_pinned_map(o->pin_dir, BPFLOAD_MAP_CONN4);
+		a->cookie_fd =
+			bpfload_open_pinned_map(o->pin_dir, BPFLOAD_MAP_COOKIE);
+		if (a->conn_fd < 0 || a->cookie_fd < 0) {
+			err = a->conn_fd < 0 ? -a->conn_fd : -a->cookie_fd;
+			goto fail;
+		}
+	} else {
+		a->conn_fd = o->conn_map_fd;
+		a->cookie_fd = o->cookie_map_fd;
+	}
+	if (!o->no_diag) {
+		a->diag_fd = diag_open(o->diag_netns);
+		if (a->diag_fd < 0) {
+			err = errno;
+			goto fail;
+		}
+	}
+	return a;
+fail:
+	attrib_free(a);
+	errno = err;
+	return NULL;
+}
+
+void attrib_free(attrib_t *a)
+{
+	if (!a)
+		return;
+	if (a->own_fds) {
+		if (a->conn_fd >= 0)
+			close(a->conn_fd);
+		if (a->cookie_fd >= 0)
+			close(a->cookie_fd);
+	}
+	if (a->diag_fd >= 0)
+		close(a->diag_fd);
+	free(a->proc_root);
+	free(a->worker_exe);
+	free(a->runner_cgroup);
+	free(a);
+}

@@ -1,0 +1,562 @@
+/*
+ * check_attrib.c - attribution without attached programs: the GitHub
+ * context walk on fake /proc trees (reference §3.5), the PID-reuse and
+ * cgroup guards on synthetic map entries naming real processes, and the
+ * sock_diag path on a real (never used) loopback socket.  Maps are created
+ * here with bpf_map_create, so nothing is attached anywhere.
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attrib.h"
+#include "cgroup.h"
+#include "suites.h"
+#include "util.h"
+
+#define WORKER "/opt/runner/bin/Runner.Worker"
+#define RUNNER_CG "/system.slice/runner.service"
+
+/* ---- GitHub context on fake /proc trees ------------------------------------ */
+
+/* One fake process: pid, ppid, exe, cgroup, environment ("K=V\0K=V"). */
+struct fake_proc {
+	int pid, ppid;
+	const char *exe;
+	const char *env;
+	size_t envlen;
+};
+
+#define ENV(s) s, sizeof(s) - 1
+
+static const struct {
+	const char *name;
+	const char *cgroup; /* of the first process */
+	struct fake_proc procs[12];
+	const char *step, *action;
+} gh_cases[] = {
+	{ "child of the trusted step process",
+	  RUNNER_CG,
+	  { { 100, 101, "/usr/bin/curl", ENV("GITHUB_ACTION=evil") },
+	    { 101, 102, "/usr/bin/bash",
+	      ENV("GITHUB_ACTION=__run_2\0GITHUB_ACTION_REPOSITORY=o/r") },
+	    { 102, 103, WORKER, ENV("") },
+	    { 103, 1, "/usr/bin/node", ENV("") } },
+	  "__run_2",
+	  "o/r" },
+	{ "the trusted process itself",
+	  RUNNER_CG,
+	  { { 101, 102, "/usr/bin/bash", ENV("GITHUB_ACTION=__run") },
+	    { 102, 1, WORKER, ENV("") } },
+	  "__run",
+	  NULL },
+	{ "another cgroup: no context",
+	  "/system.slice/other.service",
+	  { { 101, 102, "/usr/bin/bash", ENV("GITHUB_ACTION=__run") },
+	    { 102, 1, WORKER, ENV("") } },
+	  NULL,
+	  NULL },
+	{ "the worker itself: no context",
+	  RUNNER_CG,
+	  { { 102, 103, WORKER, ENV("GITHUB_ACTION=x") },
+	    { 103, 1, "/usr/bin/node", ENV("") } },
+	  NULL,
+	  NULL },
+	{ "a worker of the same name elsewhere is not trusted",
+	  RUNNER_CG,
+	  { { 101, 102, "/usr/bin/bash", ENV("GITHUB_ACTION=__run") },
+	    { 102, 1, "/tmp/Runner.Worker", ENV("") } },
+	  NULL,
+	  NULL },
+	{ "empty GITHUB_ACTION is no step",
+	  RUNNER_CG,
+	  { { 101, 102, "/usr/bin/bash",
+	      ENV("GITHUB_ACTION=\0GITHUB_ACTION_REPOSITORY=a/b") },
+	    { 102, 1, WORKER, ENV("") } },
+	  NULL,
+	  "a/b" },
+	{ "worker at the 10th entry is found",
+	  RUNNER_CG,
+	  { { 10, 11, "/bin/p", ENV("") },
+	    { 11, 12, "/bin/p", ENV("") },
+	    { 12, 13, "/bin/p", ENV("") },
+	    { 13, 14, "/bin/p", ENV("") },
+	    { 14, 15, "/bin/p", ENV("") },
+	    { 15, 16, "/bin/p", ENV("") },
+	    { 16, 17, "/bin/p", ENV("") },
+	    { 17, 18, "/bin/p", ENV("") },
+	    { 18, 19, "/bin/p", ENV("GITHUB_ACTION=deep") },
+	    { 19, 1, WORKER, ENV("") } },
+	  "deep",
+	  NULL },
+	{ "worker at the 11th entry is too far",
+	  RUNNER_CG,
+	  { { 9, 10, "/bin/p", ENV("") },
+	    { 10, 11, "/bin/p", ENV("") },
+	    { 11, 12, "/bin/p", ENV("") },
+	    { 12, 13, "/bin/p", ENV("") },
+	    { 13, 14, "/bin/p", ENV("") },
+	    { 14, 15, "/bin/p", ENV("") },
+	    { 15, 16, "/bin/p", ENV("") },
+	    { 16, 17, "/bin/p", ENV("") },
+	    { 17, 18, "/bin/p", ENV("") },
+	    { 18, 19, "/bin/p", ENV("GITHUB_ACTION=deep") },
+	    { 19, 1, WORKER, ENV("") } },
+	  NULL,
+	  NULL },
+	{ "an unreadable exe ends the walk",
+	  RUNNER_CG,
+	  { { 101, 102, "/usr/bin/bash", ENV("GITHUB_ACTION=__run") },
+	    { 102, 103, NULL, ENV("") },
+	    { 103, 1, WORKER, ENV("") } },
+	  NULL,
+	  NULL },
+};
+
+static char fake_root[256];
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+static void make_fake_proc(const struct fake_proc *p)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], stat[128];
+
+	snprintf(dir, sizeof(dir), "%s/%d", fake_root, p->pid);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	/* a command name with ") (" checks the parse after the last ')' */
+	snprintf(stat, sizeof(stat),
+		 "%d (a) (b) S %d 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 "
+		 "0 0\n",
+		 p->pid, p->ppid);
+	snprintf(path, sizeof(path), "%s/stat", dir);
+	write_file(path, stat, strlen(stat));
+	snprintf(path, sizeof(path), "%s/environ", dir);
+	write_file(path, p->env, p->envlen);
+	if (p->exe) {
+		snprintf(path, sizeof(path), "%s/exe", dir);
+		ck_assert_int_eq(symlink(p->exe, path), 0);
+	}
+}
+
+START_TEST(test_github_context)
+{
+	struct attrib_opts o = { .conn_map_fd = -1,
+				 .cookie_map_fd = -1,
+				 .no_diag = true,
+				 .proc_root = fake_root,
+				 .worker_exe = WORKER,
+				 .runner_cgroup = RUNNER_CG };
+	char *step, *action, cmd[PATH_MAX + 16];
+	attrib_t *a;
+
+	snprintf(fake_root, sizeof(fake_root), "/tmp/egress-unit-proc-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fake_root));
+	for (size_t i = 0; i < ARRAY_SIZE(gh_cases[_i].procs); i++) {
+		if (gh_cases[_i].procs[i].pid)
+			make_fake_proc(&gh_cases[_i].procs[i]);
+	}
+	a = attrib_new(&o);
+	ck_assert_ptr_nonnull(a);
+	attrib_github_context(a, gh_cases[_i].procs[0].pid, gh_cases[_i].cgroup,
+			      &step, &action);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
+	ck_assert_int_eq(system(cmd), 0);
+	if (gh_cases[_i].step)
+		ck_assert_msg(step && strcmp(step, gh_cases[_i].step) == 0,
+			      "%s: step %s", gh_cases[_i].name,
+			      step ? step : "(none)");
+	else
+		ck_assert_msg(step == NULL, "%s: step %s", gh_cases[_i].name,
+			      step);
+	if (gh_cases[_i].action)
+		ck_assert_str_eq(action, gh_cases[_i].action);
+	else
+		ck_assert_ptr_null(action);
+	free(step);
+	free(action);
+	attrib_free(a);
+}
+END_TEST
+
+/* ---- guards on synthetic entries ------------------------------------------- */
+
+static int conn_fd = -1, cookie_fd = -1;
+static uint64_t tick_ns;
+
+static void maps_setup(void)
+{
+	ck_assert_msg(geteuid() == 0, "creating BPF maps needs root");
+	conn_fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "unit_conn4",
+				 sizeof(struct egress_tuple4),
+				 sizeof(struct egress_owner), 1024, NULL);
+	cookie_fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "unit_cookie",
+				   sizeof(uint64_t),
+				   sizeof(struct egress_owner), 1024, NULL);
+	ck_assert_int_ge(conn_fd, 0);
+	ck_assert_int_ge(cookie_fd, 0);
+	tick_ns = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+static void maps_teardown(void)
+{
+	close(conn_fd);
+	close(cookie_fd);
+}
+
+static attrib_t *new_attrib(bool diag)
+{
+	struct attrib_opts o = { .conn_map_fd = conn_fd,
+				 .cookie_map_fd = cookie_fd,
+				 .no_diag = !diag };
+	attrib_t *a = attrib_new(&o);
+
+	ck_assert_msg(a != NULL, "attrib_new: %s", strerror(errno));
+	return a;
+}
+
+static uint64_t now_boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned long long start_ticks(int pid)
+{
+	char path[64], *text, *p;
+	unsigned long long v = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	text = util_read_file(path, NULL);
+	ck_assert_ptr_nonnull(text);
+	p = strrchr(text, ')');
+	ck_assert_int_eq(sscanf(p + 2,
+				"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+				"%*u %*u %*d %*d %*d %*d %*d %*d %llu",
+				&v),
+			 1);
+	free(text);
+	return v;
+}
+
+/* An owner entry exactly as BPF would write it for process pid. */
+static struct egress_owner owner_of(int pid)
+{
+	struct egress_owner o = { .tgid = (uint32_t)pid,
+				  .src = EGRESS_SRC_SOCKOPS,
+				  .ts_ns = now_boot_ns(),
+				  .cookie = 77 };
+	char *cg = cgroup_of_pid("/proc", pid), path[PATH_MAX];
+	uint64_t id;
+
+	ck_assert_ptr_nonnull(cg);
+	snprintf(path, sizeof(path), "%s%s", cgroup_v2_mount(), cg);
+	ck_assert_int_eq(cgroup_id(path, &id), 0);
+	o.cgroup_id = id;
+	o.start_ns = start_ticks(pid) * tick_ns + 12345;
+	free(cg);
+	return o;
+}
+
+static const struct attrib_tuple tcp_tuple = {
+	.saddr = 0x0201a8c0, /* 192.168.1.2, network order on any host */
+	.daddr = 0x0a6433c6,
+	.sport = 40000,
+	.dport = 443,
+	.proto = IPPROTO_TCP,
+};
+
+static void put(const struct attrib_tuple *t, const struct egress_owner *o)
+{
+	struct egress_tuple4 k;
+
+	attrib_key(t, &k);
+	ck_assert_int_eq(bpf_map_update_elem(conn_fd, &k, o, BPF_ANY), 0);
+}
+
+/* A child that waits until killed: a live process to attribute to. */
+static pid_t spawn_sleeper(void)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	/* wait for the exec, so exe and cmdline are sleep's */
+	for (int i = 0; i < 500; i++) {
+		char path[64], buf[64];
+		ssize_t n;
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+		n = readlink(path, buf, sizeof(buf) - 1);
+		if (n > 0 && memmem(buf, (size_t)n, "sleep", 5))
+			break;
+		usleep(2000);
+	}
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+START_TEST(test_lookup_ok)
+{
+	pid_t pid = spawn_sleeper();
+	struct egress_owner o = owner_of(pid);
+	struct attrib_proc *p;
+	attrib_t *a = new_attrib(false);
+
+	put(&tcp_tuple, &o);
+	ck_assert_int_eq(attrib_lookup(a, &tcp_tuple, &p, NULL), 0);
+	ck_assert_int_eq(p->pid, pid);
+	ck_assert_ptr_nonnull(strstr(p->exe, "sleep"));
+	ck_assert_uint_eq(p->ncmdline, 2);
+	ck_assert_str_eq(p->cmdline[0], "sleep");
+	ck_assert_str_eq(p->cmdline[1], "30");
+	ck_assert_ptr_nonnull(p->cgroup);
+	ck_assert_int_eq(p->via, ATTRIB_VIA_EXACT);
+	ck_assert_uint_eq(p->owner.cookie, 77);
+	attrib_proc_free(p);
+	reap(pid);
+	attrib_free(a);
+}
+END_TEST
+
+/* Each row breaks one property of a valid entry; all must be refused. */
+static const struct {
+	const char *name;
+	int err;
+} guard_cases[] = {
+	{ "process started after the entry (pid reused)", -ESTALE },
+	{ "start time differs from the one BPF read", -ESTALE },
+	{ "cgroup id differs", -EXDEV },
+	{ "process exited", -ESRCH },
+	{ "no entry", -ENOENT },
+};
+
+START_TEST(test_lookup_refused)
+{
+	pid_t pid = spawn_sleeper();
+	struct egress_owner o = owner_of(pid), got = { 0 };
+	struct attrib_proc *p = NULL;
+	attrib_t *a = new_attrib(false);
+
+	switch (_i) {
+	case 0:
+		/* the entry was written before this process existed */
+		o.ts_ns = start_ticks(pid) * tick_ns - 2 * tick_ns;
+		o.start_ns = 0;
+		break;
+	case 1:
+		o.start_ns -= 3 * tick_ns;
+		break;
+	case 2:
+		o.cgroup_id ^= 1;
+		break;
+	case 3:
+		reap(pid);
+		pid = 0;
+		break;
+	}
+	if (_i != 4)
+		put(&tcp_tuple, &o);
+	ck_assert_int_eq(attrib_lookup(a, &tcp_tuple, &p, &got),
+			 guard_cases[_i].err);
+	ck_assert_ptr_null(p);
+	if (_i != 4)
+		ck_assert_uint_eq(got.tgid, o.tgid);
+	if (pid)
+		reap(pid);
+	attrib_free(a);
+}
+END_TEST
+
+/* Unconnected UDP recorded before the route lookup: source 0.0.0.0. */
+START_TEST(test_lookup_wildcard)
+{
+	struct attrib_tuple t = tcp_tuple, wild;
+	struct egress_owner o = owner_of(getpid());
+	struct attrib_proc *p;
+	attrib_t *a = new_attrib(false);
+
+	t.proto = IPPROTO_UDP;
+	wild = t;
+	wild.saddr = 0;
+	put(&wild, &o);
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), 0);
+	ck_assert_int_eq(p->pid, getpid());
+	ck_assert_int_eq(p->via, ATTRIB_VIA_WILDCARD);
+	attrib_proc_free(p);
+	/* a TCP tuple never falls back to the wildcard */
+	t.proto = IPPROTO_TCP;
+	wild.proto = IPPROTO_TCP;
+	put(&wild, &o);
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), -ENOENT);
+	attrib_free(a);
+}
+END_TEST
+
+/* ---- sock_diag ---------------------------------------------------------------- */
+
+/*
+ * A UDP socket connected to a loopback port (nothing is sent): the diag
+ * path finds it by its exact tuple and maps its cookie to the owner, and
+ * a stale exact entry naming another socket with the same tuple is
+ * ignored.
+ */
+START_TEST(test_diag_connected_udp)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET,
+				   .sin_port = htons(9),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in src;
+	socklen_t len = sizeof(src);
+	struct egress_owner o = owner_of(getpid()), stale;
+	struct attrib_tuple t = { .proto = IPPROTO_UDP };
+	struct attrib_proc *p;
+	uint64_t cookie, dcookie;
+	bool connected;
+	attrib_t *a = new_attrib(true);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&src, &len), 0);
+	len = sizeof(cookie);
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len),
+			 0);
+	t.saddr = src.sin_addr.s_addr;
+	t.sport = ntohs(src.sin_port);
+	t.daddr = dst.sin_addr.s_addr;
+	t.dport = 9;
+
+	ck_assert_int_eq(attrib_diag_cookie(a, &t, &dcookie, &connected), 0);
+	ck_assert_uint_eq(dcookie, cookie);
+	ck_assert(connected);
+	/* no entry yet: the host's connected UDP before cgroup_skb ran */
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), -ENOENT);
+	o.cookie = cookie;
+	o.src = EGRESS_SRC_CONNECT4;
+	ck_assert_int_eq(bpf_map_update_elem(cookie_fd, &cookie, &o, BPF_ANY),
+			 0);
+	stale = o;
+	stale.cookie = cookie + 1000;
+	stale.tgid = 1; /* an earlier socket's owner */
+	put(&t, &stale);
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), 0);
+	ck_assert_int_eq(p->pid, getpid());
+	ck_assert_int_eq(p->via, ATTRIB_VIA_DIAG);
+	attrib_proc_free(p);
+	/* once cgroup_skb has written the entry, the map answers */
+	put(&t, &o);
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), 0);
+	ck_assert_int_eq(p->via, ATTRIB_VIA_EXACT);
+	attrib_proc_free(p);
+	/* another destination is another socket: not this one */
+	t.dport = 10;
+	ck_assert_int_eq(attrib_diag_cookie(a, &t, &dcookie, &connected),
+			 -ENOENT);
+	close(fd);
+	attrib_free(a);
+}
+END_TEST
+
+/* A TCP miss (evicted entry) is resolved through diag too. */
+START_TEST(test_diag_tcp_miss)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in src;
+	socklen_t len = sizeof(addr);
+	struct egress_owner o = owner_of(getpid());
+	struct attrib_tuple t = { .proto = IPPROTO_TCP };
+	struct attrib_proc *p;
+	uint64_t cookie;
+	attrib_t *a = new_attrib(true);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd;
+
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(cfd, (struct sockaddr *)&addr, sizeof(addr)),
+			 0);
+	len = sizeof(src);
+	ck_assert_int_eq(getsockname(cfd, (struct sockaddr *)&src, &len), 0);
+	len = sizeof(cookie);
+	ck_assert_int_eq(getsockopt(cfd, SOL_SOCKET, SO_COOKIE, &cookie, &len),
+			 0);
+	t.saddr = src.sin_addr.s_addr;
+	t.sport = ntohs(src.sin_port);
+	t.daddr = addr.sin_addr.s_addr;
+	t.dport = ntohs(addr.sin_port);
+	o.cookie = cookie;
+	ck_assert_int_eq(bpf_map_update_elem(cookie_fd, &cookie, &o, BPF_ANY),
+			 0);
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), 0);
+	ck_assert_int_eq(p->pid, getpid());
+	ck_assert_int_eq(p->via, ATTRIB_VIA_DIAG);
+	attrib_proc_free(p);
+	close(cfd);
+	close(lfd);
+	attrib_free(a);
+}
+END_TEST
+
+START_TEST(test_strings)
+{
+	ck_assert_str_eq(attrib_strerror(-ESTALE), "pid reused");
+	ck_assert_str_eq(attrib_strerror(-EXDEV), "cgroup mismatch");
+	ck_assert_str_eq(attrib_via_str(ATTRIB_VIA_DIAG), "diag");
+	ck_assert_str_eq(attrib_src_str(EGRESS_SRC_SKB), "skb");
+}
+END_TEST
+
+Suite *attrib_suite(void)
+{
+	Suite *s = suite_create("attrib");
+	TCase *tc = tcase_create("github");
+
+	tcase_add_loop_test(tc, test_github_context, 0, ARRAY_SIZE(gh_cases));
+	tcase_add_test(tc, test_strings);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("guards");
+	tcase_add_checked_fixture(tc, maps_setup, maps_teardown);
+	tcase_add_test(tc, test_lookup_ok);
+	tcase_add_loop_test(tc, test_lookup_refused, 0,
+			    ARRAY_SIZE(guard_cases));
+	tcase_add_test(tc, test_lookup_wildcard);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("diag");
+	tcase_add_checked_fixture(tc, maps_setup, maps_teardown);
+	tcase_add_test(tc, test_diag_connected_udp);
+	tcase_add_test(tc, test_diag_tcp_miss);
+	suite_add_tcase(s, tc);
+	return s;
+}
