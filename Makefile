@@ -58,11 +58,20 @@ LIBS := $(PKG_LIBS) -pthread
 CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
 	src/policy_index.c src/policy_decide.c src/dnscache.c \
 	src/event_json.c src/workflow.c src/ctl_common.c src/ctl_validate.c \
-	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c src/dnsmsg.c
+	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c src/dnsmsg.c src/jlog.c
 # BPF loader, attribution and their egressctl commands (need libbpf).
 CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c
-PROG_SRCS := src/egressctl.c sim/egress-sim.c
-PROGS := $(BUILD)/egressctl $(BUILD)/egress-sim
+# TLS interception: ClientHello parser, forged certificates.
+CORE_SRCS += src/tlsparse.c src/certforge.c
+# Netfilter rules (iptables-restore) and their egressctl command.
+CORE_SRCS += src/nfrules.c src/ctl_nf.c
+# The daemon's shared pieces and egressctl's daemon client.
+CORE_SRCS += src/polref.c src/ctl_daemon.c
+# The transparent proxy (needs llhttp): linked into egressd and the unit
+# tests only.
+PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c
+PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c
+PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim
 # The simulator (world builder, test PKI, simulated internet services):
 # linked into egress-sim and the unit-test runner, never into egressd.
 SIM_SRCS := $(filter-out sim/egress-sim.c,$(wildcard sim/*.c))
@@ -75,14 +84,21 @@ LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o \
 	$(BUILD)/llhttp/http.o
 
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS))
+PROXY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(PROXY_SRCS))
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
-ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(SIM_SRCS) \
+ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(PROXY_SRCS) \
+	$(SIM_SRCS) \
 	$(UNIT_SRCS))
 
 all: $(PROGS) $(BPF_SKELS) $(BUILD)/libllhttp.a
 
 $(BUILD)/egressctl: $(BUILD)/src/egressctl.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(BUILD)/egressd: $(BUILD)/src/egressd.o $(CORE_OBJS) $(PROXY_OBJS) \
+		$(BUILD)/libllhttp.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
@@ -155,6 +171,11 @@ $(BUILD)/bpf-probe: $(BUILD)/tests/netns/bpf_probe.o $(CORE_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS) $(NFQ_LIBS)
 
+TEST_PROGS += $(BUILD)/nf-probe
+$(BUILD)/nf-probe: $(BUILD)/tests/netns/nf_probe.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+
 check-netns: all $(TEST_PROGS)
 	$(Q)tests/netns/run.sh $(BUILD)
 
@@ -169,19 +190,32 @@ $(BUILD)/bench_attrib: bench/bench_attrib.c $(CORE_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
-bench: $(BUILD)/bench_policy $(BUILD)/bench_attrib
+$(BUILD)/bench_jlog: bench/bench_jlog.c $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(BUILD)/bench_certforge: bench/bench_certforge.c $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+bench: $(BUILD)/bench_policy $(BUILD)/bench_attrib $(BUILD)/bench_jlog \
+		$(BUILD)/bench_certforge
 	$(Q)$(BUILD)/bench_policy
 	$(Q)$(BUILD)/bench_attrib
+	$(Q)$(BUILD)/bench_jlog
+	$(Q)$(BUILD)/bench_certforge
 
 # ---- install --------------------------------------------------------------
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/egressd $(DESTDIR)$(PREFIX)/sbin/egressd
 	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
 	install -m 0755 $(BUILD)/egress-sim $(DESTDIR)$(PREFIX)/bin/egress-sim
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl $(DESTDIR)$(PREFIX)/bin/egress-sim
+	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl $(DESTDIR)$(PREFIX)/bin/egress-sim \
+		$(DESTDIR)$(PREFIX)/sbin/egressd
 
 # ---- formatting -----------------------------------------------------------
 

@@ -29,7 +29,7 @@ static const char usage[] =
 	" [--docker]\n"
 	"       egress-sim down NAME\n"
 	"       egress-sim exec NAME {host|internet|container:K} [--cgroup REL]"
-	" -- CMD...\n"
+	" [--keep-mounts] -- CMD...\n"
 	"       egress-sim add-container NAME [--bridge docker0|br-sim1]\n"
 	"       egress-sim status [NAME]\n"
 	"       egress-sim ca NAME\n";
@@ -106,6 +106,7 @@ static int cmd_exec(int argc, char **argv)
 	const char *cgsub = NULL, *name = NULL, *where = NULL, *netns;
 	char cg[1024], resolv[512];
 	char **cmd = NULL;
+	bool keep_mounts = false;
 	int fd;
 
 	/* NAME WHERE [--cgroup REL] -- CMD... (--cgroup anywhere before --) */
@@ -116,6 +117,8 @@ static int cmd_exec(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc)
 			cgsub = argv[++i];
+		else if (strcmp(argv[i], "--keep-mounts") == 0)
+			keep_mounts = true;
 		else if (strncmp(argv[i], "--cgroup=", 9) == 0)
 			cgsub = argv[i] + 9;
 		else if (!name)
@@ -182,9 +185,13 @@ static int cmd_exec(int argc, char **argv)
 		return 1;
 	}
 	snprintf(resolv, sizeof(resolv), "%s/resolv.conf", w.state);
-	if (sim_cgroup_enter(cg, 0) < 0 || unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0 ||
+	/* --keep-mounts: stay in the caller's mount namespace (a daemon whose
+	 * mounts, e.g. a bpffs with pinned links, must outlive it). */
+	if (sim_cgroup_enter(cg, 0) < 0 ||
+	    (!keep_mounts &&
+	     (unshare(CLONE_NEWNS) < 0 ||
+	      mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	      mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)) ||
 	    setns(fd, CLONE_NEWNET) < 0) {
 		fprintf(stderr, "egress-sim: cannot enter %s: %s\n", where,
 			strerror(errno));

@@ -25,9 +25,13 @@ int ctl_check(int argc, char **argv, FILE *in, FILE *out, FILE *err)
 	NONNULL(2, 3, 4, 5);
 int ctl_analyze(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 int ctl_suggest(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
+/* status, stop, reload: the daemon's control socket (ctl_daemon.c). */
+int ctl_daemon(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 /* BPF commands (ctl_bpf.c): need root. */
 int ctl_bpf(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 int ctl_attrib(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
+/* Netfilter rules (ctl_nf.c): need root, act in the caller's netns. */
+int ctl_nf(int argc, char **argv, FILE *out, FILE *err) NONNULL(2, 3, 4);
 
 /* ---- helpers (ctl_common.c) ---- */
 

@@ -33,7 +33,19 @@ static const char usage[] =
 	"                      attribution entries with their processes, as\n"
 	"                      JSON lines\n"
 	"\n"
-	"The daemon commands (status, stop, reload, ca) arrive with egressd.\n";
+	"netfilter rules (root, in the current network namespace):\n"
+	"  nf install [--port N] [--mark MARK[/MASK]] [--bridge PATTERN]...\n"
+	"             [--intercept-loopback]\n"
+	"                      install or replace the EGRESS_* chains atomically\n"
+	"  nf script [same options]\n"
+	"                      print the iptables-restore input\n"
+	"  nf remove           remove exactly the EGRESS_* chains and jumps\n"
+	"  nf status           installed, absent or unknown\n"
+	"\n"
+	"the daemon (its control socket, --control-socket PATH):\n"
+	"  status              state, counters, what fails closed\n"
+	"  stop                stop the daemon (removes its rules)\n"
+	"  reload              re-read the policy (a bad one is refused)\n";
 
 int main(int argc, char **argv)
 {
@@ -55,6 +67,11 @@ int main(int argc, char **argv)
 		return ctl_bpf(argc - 1, argv + 1, stdout, stderr);
 	if (strcmp(cmd, "attrib") == 0)
 		return ctl_attrib(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "nf") == 0)
+		return ctl_nf(argc - 1, argv + 1, stdout, stderr);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
+	    strcmp(cmd, "reload") == 0)
+		return ctl_daemon(argc - 1, argv + 1, stdout, stderr);
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {
 		fputs(usage, stdout);

@@ -25,7 +25,9 @@ int main(void)
 		policy_match_suite, policy_decide_suite, dnscache_suite,
 		workflow_suite,	    ctl_suite,		 fixtures_suite,
 		bpf_suite,	    attrib_suite,	 llhttp_suite,
-		dnsmsg_suite,	    svc_suite,
+		dnsmsg_suite,	    svc_suite,		 jlog_suite,
+		nfrules_suite,	    tlsparse_suite,	 certforge_suite,
+		proxy_suite,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

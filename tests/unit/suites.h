@@ -21,6 +21,11 @@ Suite *attrib_suite(void);
 Suite *llhttp_suite(void);
 Suite *dnsmsg_suite(void);
 Suite *svc_suite(void);
+Suite *tlsparse_suite(void);
+Suite *certforge_suite(void);
+Suite *nfrules_suite(void);
+Suite *jlog_suite(void);
+Suite *proxy_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);

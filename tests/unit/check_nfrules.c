@@ -1,0 +1,768 @@
+/*
+ * check_nfrules.c - the netfilter rules: the iptables-restore script for
+ * several configurations (rule order, loopback and its DNS exception, marks
+ * in hex, bridge patterns), invalid configurations refused before any tool
+ * runs, and install/remove/present driven against fake iptables-save and
+ * iptables-restore scripts (what was read decides which jumps are written;
+ * removal is exact; tool failures come back as clear errors).  The real
+ * tools run in tests/netns/test_nfrules.sh, inside a simulated world.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "nfrules.h"
+#include "suites.h"
+#include "testutil.h"
+#include "util.h"
+
+#define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
+
+static const char *const two_bridges[] = { "docker0", "br-+" };
+
+static struct nfrules_cfg base_cfg(void)
+{
+	return (struct nfrules_cfg){ .proxy_port = 8080,
+				     .mark = 0x10000000,
+				     .mark_mask = 0x10000000,
+				     .bridges = two_bridges,
+				     .nbridges = 2,
+				     .exempt_uid = -1,
+				     .iptables_save = "/nonexistent/save",
+				     .iptables_restore =
+					     "/nonexistent/restore" };
+}
+
+/* The default layout, in full. */
+static const char default_script[] =
+	"*nat\n"
+	":EGRESS_OUTPUT - [0:0]\n"
+	":EGRESS_PREROUTING - [0:0]\n"
+	"-A EGRESS_OUTPUT -m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -p tcp -m tcp --dport 53 "
+	"-j REDIRECT --to-ports 8080\n"
+	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -p tcp -j RETURN\n"
+	"-A EGRESS_OUTPUT -p tcp -j REDIRECT --to-ports 8080\n"
+	"-A EGRESS_PREROUTING -m mark --mark 0x10000000/0x10000000 "
+	"-j RETURN\n"
+	"-A EGRESS_PREROUTING -i docker0 -p tcp -j REDIRECT --to-ports 8080\n"
+	"-A EGRESS_PREROUTING -i br-+ -p tcp -j REDIRECT --to-ports 8080\n"
+	"-I OUTPUT 1 -j EGRESS_OUTPUT\n"
+	"-I PREROUTING 1 -j EGRESS_PREROUTING\n"
+	"COMMIT\n";
+
+/* The rules of one chain, in order, one per line. */
+static char *chain_rules(const char *script, const char *chain)
+{
+	struct strbuf sb = { 0 };
+	char prefix[64];
+	size_t n;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), "-A %s ", chain);
+	for (const char *p = script; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (len > n && strncmp(p, prefix, n) == 0) {
+			strbuf_add(&sb, p + n, len - n);
+			strbuf_addc(&sb, '\n');
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	return strbuf_steal(&sb);
+}
+
+START_TEST(test_script_default)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s = nfrules_script(&c);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, default_script);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_order)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s = nfrules_script(&c);
+	char *out = chain_rules(s, "EGRESS_OUTPUT");
+	char *pre = chain_rules(s, "EGRESS_PREROUTING");
+	const char *mark = strstr(out, "-m mark");
+	const char *dns = strstr(out, "--dport 53");
+	const char *lo = strstr(out, "-d 127.0.0.0/8 -p tcp -j RETURN");
+	const char *all = strstr(out, "\n-p tcp -j REDIRECT");
+
+	/* the daemon's own traffic first, DNS to loopback before the
+	 * loopback exemption, the catch-all last */
+	ck_assert_ptr_eq(mark, out);
+	ck_assert_ptr_nonnull(dns);
+	ck_assert_ptr_nonnull(lo);
+	ck_assert_ptr_nonnull(all);
+	ck_assert(mark < dns && dns < lo && lo < all);
+	ck_assert_int_eq(tu_lines(out), 4);
+	ck_assert(strncmp(pre, "-m mark", 7) == 0);
+	ck_assert_int_eq(tu_lines(pre), 3);
+	/* the jumps come after the chains they target are declared */
+	ck_assert(strstr(s, ":EGRESS_OUTPUT") < strstr(s, "-I OUTPUT 1"));
+	free(out);
+	free(pre);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_intercept_loopback)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s, *out;
+
+	c.intercept_loopback = true;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_null(strstr(s, "127.0.0.0/8"));
+	out = chain_rules(s, "EGRESS_OUTPUT");
+	ck_assert_str_eq(out, "-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+			      "-p tcp -j REDIRECT --to-ports 8080\n");
+	free(out);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_marks_hex_and_port)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s, *out, *pre;
+
+	c.mark = 0x4000;
+	c.mark_mask = 0xc000;
+	c.proxy_port = 65535;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(s);
+	out = chain_rules(s, "EGRESS_OUTPUT");
+	pre = chain_rules(s, "EGRESS_PREROUTING");
+	ck_assert(strncmp(out, "-m mark --mark 0x4000/0xc000 -j RETURN\n",
+			  39) == 0);
+	ck_assert(strncmp(pre, "-m mark --mark 0x4000/0xc000 -j RETURN\n",
+			  39) == 0);
+	ck_assert_ptr_null(strstr(s, "8080"));
+	ck_assert_ptr_nonnull(strstr(out, "--to-ports 65535\n"));
+	free(out);
+	free(pre);
+	free(s);
+
+	c.mark = 0x1;
+	c.mark_mask = 0xffffffff;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(strstr(s, "--mark 0x1/0xffffffff -j RETURN"));
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_bridges)
+{
+	static const char *const many[] = { "docker0", "br-+", "cni0",
+					    "veth.1_a-b+", "abcdefghijklmno" };
+	struct nfrules_cfg c = base_cfg();
+	char *s, *pre;
+
+	c.bridges = many;
+	c.nbridges = ARRAY_SIZE(many);
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(s);
+	pre = chain_rules(s, "EGRESS_PREROUTING");
+	ck_assert_str_eq(
+		pre, "-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+		     "-i docker0 -p tcp -j REDIRECT --to-ports 8080\n"
+		     "-i br-+ -p tcp -j REDIRECT --to-ports 8080\n"
+		     "-i cni0 -p tcp -j REDIRECT --to-ports 8080\n"
+		     "-i veth.1_a-b+ -p tcp -j REDIRECT --to-ports 8080\n"
+		     "-i abcdefghijklmno -p tcp -j REDIRECT --to-ports 8080\n");
+	/* no -i outside PREROUTING */
+	ck_assert_ptr_null(strstr(s, "EGRESS_OUTPUT -i"));
+	free(pre);
+	free(s);
+
+	/* no bridges: the chain and its jump stay, with the mark rule only */
+	c.bridges = NULL;
+	c.nbridges = 0;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(s);
+	pre = chain_rules(s, "EGRESS_PREROUTING");
+	ck_assert_str_eq(pre,
+			 "-m mark --mark 0x10000000/0x10000000 -j RETURN\n");
+	ck_assert_ptr_nonnull(
+		strstr(s, "-I PREROUTING 1 -j EGRESS_PREROUTING"));
+	free(pre);
+	free(s);
+}
+END_TEST
+
+/* ---- invalid configurations ------------------------------------------------- */
+
+static const struct bad_case {
+	const char *what;
+	uint16_t port;
+	uint32_t mark, mask;
+	const char *bridge1, *bridge2; /* NULL: fewer bridges */
+	int uid;
+	const char *want; /* in the error */
+} bad_cases[] = {
+	{ "port 0", 0, 1, 1, "docker0", NULL, -1, "proxy port must not be 0" },
+	{ "mask 0", 8080, 0, 0, "docker0", NULL, -1, "mask must not be 0" },
+	{ "mark 0", 8080, 0, 1, "docker0", NULL, -1, "mark must not be 0" },
+	{ "mark outside mask", 8080, 0x3, 0x1, "docker0", NULL, -1,
+	  "mark 0x3 has bits outside its mask 0x1" },
+	{ "empty bridge", 8080, 1, 1, "", NULL, -1, "empty bridge pattern" },
+	{ "space", 8080, 1, 1, "br 0", NULL, -1,
+	  "character ' ' is not allowed" },
+	{ "shell", 8080, 1, 1, "eth0;reboot", NULL, -1,
+	  "character ';' is not allowed" },
+	{ "newline", 8080, 1, 1, "eth0\n-A", NULL, -1,
+	  "byte 0x0a is not allowed" },
+	{ "slash", 8080, 1, 1, "br/0", NULL, -1, "character '/'" },
+	{ "inner +", 8080, 1, 1, "br+x", NULL, -1,
+	  "'+' is a wildcard only at the end" },
+	{ "every interface", 8080, 1, 1, "+", NULL, -1,
+	  "would match every interface" },
+	{ "option-like", 8080, 1, 1, "-j", NULL, -1,
+	  "must not start with '-'" },
+	{ "dot", 8080, 1, 1, "..", NULL, -1, "is not an interface name" },
+	{ "16 chars", 8080, 1, 1, "abcdefghijklmnop", NULL, -1,
+	  "longer than 15 characters" },
+	{ "twice", 8080, 1, 1, "docker0", "docker0", -1, "listed twice" },
+	{ "uid", 8080, 1, 1, "docker0", NULL, -2, "exempt uid -2" },
+};
+
+START_TEST(test_invalid_cfg)
+{
+	const struct bad_case *b = &bad_cases[_i];
+	const char *bridges[2] = { b->bridge1, b->bridge2 };
+	struct nfrules_cfg c = base_cfg();
+	char *err = NULL;
+
+	c.proxy_port = b->port;
+	c.mark = b->mark;
+	c.mark_mask = b->mask;
+	c.bridges = bridges;
+	c.nbridges = b->bridge2 ? 2 : 1;
+	c.exempt_uid = b->uid;
+	ck_assert_ptr_null(nfrules_script(&c));
+	/* refused before any tool runs (they do not exist here) */
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, b->want) != NULL, "%s: got '%s'", b->what,
+		      err);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_invalid_bridge_array)
+{
+	const char *holes[] = { "docker0", NULL };
+	struct nfrules_cfg c = base_cfg();
+	char *err = NULL;
+
+	c.bridges = NULL;
+	c.nbridges = 1;
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "none given"));
+	free(err);
+	err = NULL;
+	c.bridges = holes;
+	c.nbridges = 2;
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bridge pattern 1 is missing"));
+	free(err);
+}
+END_TEST
+
+/* ---- against fake tools ----------------------------------------------------- */
+
+/*
+ * Fake iptables-save prints DIR/state (or fails as DIR/save.rc says);
+ * fake iptables-restore appends its input to DIR/restore.in, prints
+ * DIR/restore.err to stderr, then exits with DIR/restore.rc or, on
+ * success, makes DIR/after the new state, as the kernel would.
+ */
+static char dir[64];
+static char save_tool[128], restore_tool[128];
+
+static void put(const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static char *get(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return util_read_file(path, NULL);
+}
+
+static void fake_setup(void)
+{
+	struct strbuf sb = { 0 };
+
+	snprintf(dir, sizeof(dir), "/tmp/check-nfrules-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(save_tool, sizeof(save_tool), "%s/save", dir);
+	snprintf(restore_tool, sizeof(restore_tool), "%s/restore", dir);
+	strbuf_addf(&sb,
+		    "#!/bin/sh\n"
+		    "D=%s\n"
+		    "echo \"$*\" >>\"$D/save.args\"\n"
+		    "[ -f \"$D/save.rc\" ] && { echo 'no such table' >&2; "
+		    "exit $(cat \"$D/save.rc\"); }\n"
+		    "cat \"$D/state\"\n",
+		    dir);
+	put("save", strbuf_str(&sb));
+	strbuf_reset(&sb);
+	strbuf_addf(
+		&sb,
+		"#!/bin/sh\n"
+		"D=%s\n"
+		"echo \"$*\" >\"$D/restore.args\"\n"
+		"[ -f \"$D/restore.rc\" ] && [ ! -f \"$D/restore.read\" ] "
+		"&& exit $(cat \"$D/restore.rc\")\n"
+		"cat >>\"$D/restore.in\"\n"
+		"[ -f \"$D/restore.err\" ] && cat \"$D/restore.err\" >&2\n"
+		"[ -f \"$D/restore.rc\" ] && exit $(cat \"$D/restore.rc\")\n"
+		"[ -f \"$D/after\" ] && cp \"$D/after\" \"$D/state\"\n"
+		"exit 0\n",
+		dir);
+	put("restore", strbuf_str(&sb));
+	strbuf_fini(&sb);
+	ck_assert_int_eq(chmod(save_tool, 0700), 0);
+	ck_assert_int_eq(chmod(restore_tool, 0700), 0);
+}
+
+static void fake_teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct nfrules_cfg fake_cfg(void)
+{
+	struct nfrules_cfg c = base_cfg();
+
+	c.iptables_save = save_tool;
+	c.iptables_restore = restore_tool;
+	return c;
+}
+
+#define NAT_HEAD                                            \
+	"# Generated by iptables-save v1.8.9 (nf_tables)\n" \
+	"*nat\n"                                            \
+	":PREROUTING ACCEPT [0:0]\n"                        \
+	":INPUT ACCEPT [0:0]\n"                             \
+	":OUTPUT ACCEPT [0:0]\n"                            \
+	":POSTROUTING ACCEPT [0:0]\n"
+#define NAT_TAIL "COMMIT\n# Completed\n"
+#define FOREIGN                                                               \
+	":DOCKER - [0:0]\n"                                                   \
+	"-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n"              \
+	"-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER\n" \
+	"-A OUTPUT -m comment --comment \"x -j EGRESS_OUTPUT2\" -j ACCEPT\n"  \
+	"-A DOCKER -i docker0 -j RETURN\n"
+#define OURS                                   \
+	":EGRESS_OUTPUT - [0:0]\n"             \
+	":EGRESS_PREROUTING - [0:0]\n"         \
+	"-A PREROUTING -j EGRESS_PREROUTING\n" \
+	"-A OUTPUT -j EGRESS_OUTPUT\n"         \
+	"-A EGRESS_OUTPUT -p tcp -j REDIRECT --to-ports 9999\n"
+static const char state_absent[] = NAT_HEAD FOREIGN NAT_TAIL;
+static const char state_present[] = NAT_HEAD FOREIGN OURS NAT_TAIL;
+
+START_TEST(test_install_fresh)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL, *in, *args;
+
+	put("state", state_absent);
+	put("after", state_present);
+	ck_assert_int_eq(nfrules_install(&c, &err), 0);
+	ck_assert_ptr_null(err);
+	/* one restore (the read-back found one jump each), with the whole
+	 * script, jumps included */
+	in = get("restore.in");
+	ck_assert_str_eq(in, default_script);
+	args = get("restore.args");
+	ck_assert_str_eq(args, "--noflush --wait=10\n");
+	free(args);
+	args = get("save.args");
+	ck_assert_str_eq(args, "-t nat\n-t nat\n");
+	free(args);
+	free(in);
+}
+END_TEST
+
+START_TEST(test_install_over_existing)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL, *in;
+
+	/* a restart after a crash: the chains are refilled in place, the
+	 * jumps left as they are */
+	put("state", state_present);
+	ck_assert_int_eq(nfrules_install(&c, &err), 0);
+	in = get("restore.in");
+	ck_assert_ptr_nonnull(strstr(in, ":EGRESS_OUTPUT - [0:0]\n"));
+	ck_assert_ptr_nonnull(strstr(in, ":EGRESS_PREROUTING - [0:0]\n"));
+	ck_assert_ptr_nonnull(strstr(in, "--to-ports 8080"));
+	ck_assert_ptr_null(strstr(in, "-I "));
+	ck_assert_ptr_null(strstr(in, "-D "));
+	ck_assert_ptr_null(strstr(in, "DOCKER"));
+	ck_assert_ptr_null(strstr(in, ":OUTPUT"));
+	free(in);
+}
+END_TEST
+
+START_TEST(test_install_duplicate_jumps)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL, *in;
+
+	put("state", NAT_HEAD OURS "-A OUTPUT -j EGRESS_OUTPUT\n"
+				   "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	put("after", state_present);
+	ck_assert_int_eq(nfrules_install(&c, &err), 0);
+	in = get("restore.in");
+	ck_assert_ptr_nonnull(strstr(in,
+				     "-D OUTPUT -j EGRESS_OUTPUT\n"
+				     "-D OUTPUT -j EGRESS_OUTPUT\nCOMMIT\n"));
+	ck_assert_ptr_null(strstr(in, "-I "));
+	ck_assert_ptr_null(strstr(in, "-D PREROUTING"));
+	free(in);
+}
+END_TEST
+
+START_TEST(test_install_never_settles)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL, *in;
+
+	/* the restore "succeeds" but the jumps never show up */
+	put("state", state_absent);
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "keep changing"));
+	in = get("restore.in");
+	ck_assert_int_eq(tu_lines(in), 3 * tu_lines(default_script));
+	free(in);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_install_restore_fails)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL;
+
+	put("state", state_absent);
+	put("restore.rc", "2\n");
+	put("restore.read", "");
+	put("restore.err",
+	    "iptables-restore v1.8.9 (nf_tables): Chain 'X' does not exist\n"
+	    "Error occurred at line: 4\n"
+	    "Try `iptables-restore -h' or 'iptables-restore --help' for "
+	    "more information.\n");
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(
+		strstr(err,
+		       "restore failed (exit status 2): iptables-restore "
+		       "v1.8.9 (nf_tables): Chain 'X' does not exist: "
+		       "Error occurred at line: 4 [script: -A "
+		       "EGRESS_OUTPUT -m mark --mark 0x10000000/0x10000000 "
+		       "-j RETURN]") != NULL,
+		"got '%s'", err);
+	ck_assert_ptr_null(strstr(err, "Try `"));
+	free(err);
+}
+END_TEST
+
+START_TEST(test_install_restore_exits_unread)
+{
+	struct nfrules_cfg c = fake_cfg();
+	const char **many = util_xcalloc(5000, sizeof(*many));
+	char(*names)[8] = util_xcalloc(5000, sizeof(*names));
+	char *err = NULL;
+
+	/* a script far larger than a pipe, and a tool that exits without
+	 * reading it: an error, not a SIGPIPE */
+	for (unsigned i = 0; i < 5000; i++) {
+		snprintf(names[i], sizeof(names[i]), "b%u", i);
+		many[i] = names[i];
+	}
+	c.bridges = many;
+	c.nbridges = 5000;
+	put("state", state_absent);
+	put("restore.rc", "1\n");
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "exit status 1"));
+	free(err);
+	free(names);
+	free(many);
+}
+END_TEST
+
+START_TEST(test_save_fails)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL;
+
+	put("save.rc", "1\n");
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "save failed (exit status 1): "
+					  "no such table"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(nfrules_remove(&c, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	ck_assert_ptr_null(get("restore.args"));
+
+	c.iptables_save = "/nonexistent/iptables-save";
+	err = NULL;
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_str_eq(err, "cannot run /nonexistent/iptables-save: No "
+			      "such file or directory");
+	free(err);
+}
+END_TEST
+
+START_TEST(test_save_large)
+{
+	struct nfrules_cfg c = fake_cfg();
+	struct strbuf sb = { 0 };
+
+	/* a busy host's nat table, far larger than a pipe */
+	strbuf_adds(&sb, NAT_HEAD ":KUBE - [0:0]\n");
+	for (int i = 0; i < 40000; i++)
+		strbuf_addf(&sb, "-A KUBE -d 10.0.%d.%d/32 -j RETURN\n",
+			    i / 256 % 256, i % 256);
+	strbuf_adds(&sb, OURS NAT_TAIL);
+	put("state", strbuf_str(&sb));
+	ck_assert_uint_gt(sb.len, 1u << 20);
+	ck_assert_int_eq(nfrules_present(&c), 1);
+	strbuf_fini(&sb);
+}
+END_TEST
+
+START_TEST(test_remove)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL, *in;
+
+	put("state", state_present);
+	put("after", state_absent);
+	ck_assert_int_eq(nfrules_remove(&c, &err), 0);
+	ck_assert_ptr_null(err);
+	in = get("restore.in");
+	ck_assert_str_eq(in, "*nat\n"
+			     "-D OUTPUT -j EGRESS_OUTPUT\n"
+			     "-D PREROUTING -j EGRESS_PREROUTING\n"
+			     "-F EGRESS_OUTPUT\n"
+			     "-F EGRESS_PREROUTING\n"
+			     "-X EGRESS_OUTPUT\n"
+			     "-X EGRESS_PREROUTING\n"
+			     "COMMIT\n");
+	free(in);
+
+	/* nothing there: success without running iptables-restore */
+	unlink(restore_tool);
+	ck_assert_int_eq(nfrules_remove(&c, &err), 0);
+	ck_assert_ptr_null(err);
+}
+END_TEST
+
+START_TEST(test_remove_every_jump)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL, *in;
+
+	put("state", NAT_HEAD ":EGRESS_OUTPUT - [0:0]\n"
+			      "-A OUTPUT -j EGRESS_OUTPUT\n"
+			      "-A OUTPUT -j ACCEPT\n"
+			      "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_remove(&c, &err), 0);
+	in = get("restore.in");
+	ck_assert_str_eq(in, "*nat\n"
+			     "-D OUTPUT -j EGRESS_OUTPUT\n"
+			     "-D OUTPUT -j EGRESS_OUTPUT\n"
+			     "-F EGRESS_OUTPUT\n"
+			     "-X EGRESS_OUTPUT\n"
+			     "COMMIT\n");
+	free(in);
+}
+END_TEST
+
+START_TEST(test_remove_foreign_reference)
+{
+	struct nfrules_cfg c = fake_cfg();
+	char *err = NULL;
+
+	/* someone else's rule targets our chain: deleting it is not ours
+	 * to do, and -X would fail, so nothing is touched */
+	put("state",
+	    NAT_HEAD OURS ":CUSTOM - [0:0]\n"
+			  "-A CUSTOM -p tcp -j EGRESS_OUTPUT\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_remove(&c, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_ptr_nonnull(strstr(err, "nat chain EGRESS_OUTPUT is still "
+					  "the target of 1 rule(s) that are "
+					  "not ours (first in chain CUSTOM)"));
+	ck_assert_ptr_null(get("restore.args"));
+	free(err);
+}
+END_TEST
+
+START_TEST(test_present)
+{
+	struct nfrules_cfg c = fake_cfg();
+
+	put("state", state_absent);
+	ck_assert_int_eq(nfrules_present(&c), 0);
+	put("state", state_present);
+	ck_assert_int_eq(nfrules_present(&c), 1);
+	/* a chain without its jump is neither */
+	put("state", NAT_HEAD ":EGRESS_OUTPUT - [0:0]\n"
+			      ":EGRESS_PREROUTING - [0:0]\n"
+			      "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* a jump with more to it is not ours, and other tables are not
+	 * read as nat */
+	put("state", NAT_HEAD ":EGRESS_OUTPUT - [0:0]\n"
+			      ":EGRESS_PREROUTING - [0:0]\n"
+			      "-A OUTPUT -p tcp -j EGRESS_OUTPUT\n"
+			      "-A PREROUTING -j EGRESS_PREROUTING\n" NAT_TAIL
+			      "*filter\n-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* our chains calling each other are not foreign references */
+	put("state",
+	    NAT_HEAD OURS "-A EGRESS_OUTPUT -j EGRESS_PREROUTING\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), 1);
+}
+END_TEST
+
+/* ---- egressctl nf, in-process ---------------------------------------------- */
+
+START_TEST(test_ctl_script)
+{
+	struct tu_run r;
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_str_eq(r.out, default_script);
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf,
+	       ARGV("nf", "script", "--port", "3128", "--mark", "0x4/0xc",
+		    "--bridge", "cni0", "--bridge", "br-+",
+		    "--intercept-loopback"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_ptr_nonnull(strstr(r.out, "--mark 0x4/0xc -j RETURN"));
+	ck_assert_ptr_nonnull(strstr(r.out,
+				     "-A EGRESS_PREROUTING -i cni0 -p "
+				     "tcp -j REDIRECT --to-ports "
+				     "3128\n-A EGRESS_PREROUTING -i br-+"));
+	ck_assert_ptr_null(strstr(r.out, "docker0"));
+	ck_assert_ptr_null(strstr(r.out, "127.0.0.0/8"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--mark", "7"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_ptr_nonnull(strstr(r.out, "--mark 0x7/0xffffffff"));
+	tu_run_fini(&r);
+}
+END_TEST
+
+START_TEST(test_ctl_errors)
+{
+	struct tu_run r;
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--port", "0"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_str_eq(r.err, "egressctl nf: proxy port must not be 0\n");
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--bridge", "a b"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_ptr_nonnull(strstr(r.err, "character ' ' is not allowed"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--port", "70000"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	ck_assert_ptr_nonnull(strstr(r.err, "bad port '70000'"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--mark", "0x1/"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	ck_assert_ptr_nonnull(strstr(r.err, "bad mark"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "remove", "extra"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "frobnicate"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	ck_assert_ptr_nonnull(strstr(r.err, "usage: egressctl nf install"));
+	tu_run_fini(&r);
+}
+END_TEST
+
+Suite *nfrules_suite(void)
+{
+	Suite *s = suite_create("nfrules");
+	TCase *tc = tcase_create("script");
+
+	tcase_add_test(tc, test_script_default);
+	tcase_add_test(tc, test_script_order);
+	tcase_add_test(tc, test_script_intercept_loopback);
+	tcase_add_test(tc, test_script_marks_hex_and_port);
+	tcase_add_test(tc, test_script_bridges);
+	tcase_add_loop_test(tc, test_invalid_cfg, 0, ARRAY_SIZE(bad_cases));
+	tcase_add_test(tc, test_invalid_bridge_array);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tools");
+	tcase_add_checked_fixture(tc, fake_setup, fake_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_install_fresh);
+	tcase_add_test(tc, test_install_over_existing);
+	tcase_add_test(tc, test_install_duplicate_jumps);
+	tcase_add_test(tc, test_install_never_settles);
+	tcase_add_test(tc, test_install_restore_fails);
+	tcase_add_test(tc, test_install_restore_exits_unread);
+	tcase_add_test(tc, test_save_fails);
+	tcase_add_test(tc, test_save_large);
+	tcase_add_test(tc, test_remove);
+	tcase_add_test(tc, test_remove_every_jump);
+	tcase_add_test(tc, test_remove_foreign_reference);
+	tcase_add_test(tc, test_present);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("egressctl");
+	tcase_add_test(tc, test_ctl_script);
+	tcase_add_test(tc, test_ctl_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
