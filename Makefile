@@ -198,12 +198,21 @@ $(BUILD)/bench_certforge: bench/bench_certforge.c $(CORE_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
+# The HTTPS load client of bench/bench_proxy.sh (new handshake per request,
+# idle connections); plain OpenSSL, nothing of the project.
+$(BUILD)/bench_tlsload: bench/bench_tlsload.c
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -D_GNU_SOURCE $(ALL_CFLAGS) -o $@ $< $(LIBS)
+
+# The micro-benchmarks, then the proxy side by side with its peers in a
+# simulator world (needs root and the Debian peers of scripts/install-deps.sh).
 bench: $(BUILD)/bench_policy $(BUILD)/bench_attrib $(BUILD)/bench_jlog \
-		$(BUILD)/bench_certforge
+		$(BUILD)/bench_certforge $(BUILD)/bench_tlsload $(PROGS)
 	$(Q)$(BUILD)/bench_policy
 	$(Q)$(BUILD)/bench_attrib
 	$(Q)$(BUILD)/bench_jlog
 	$(Q)$(BUILD)/bench_certforge
+	$(Q)bench/bench_proxy.sh $(BUILD)
 
 # ---- install --------------------------------------------------------------
 

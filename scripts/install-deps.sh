@@ -25,8 +25,9 @@ PKGS=(
 	dnsutils
 	# the Docker tier: dockerd confined to a simulated netns, busybox images
 	docker.io busybox-static
-	# benchmarks
-	hyperfine
+	# benchmarks: load generators, a fast static server, the peer proxies
+	# (bench/bench_proxy.sh)
+	hyperfine wrk nginx-light mitmproxy sslsplit
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -63,12 +64,14 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 # On a systemd machine the packages also enabled their units for the next
-# boot; the project only ever runs dockerd inside a simulated namespace, so
-# the units of packages installed here are disabled (and stopped).
+# boot; the project only ever runs dockerd (and the benchmark's nginx)
+# inside a simulated namespace, so the units of packages installed here are
+# disabled (and stopped).
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
 	for p in "${missing[@]}"; do
 		case $p in
 		docker.io) units="docker.service docker.socket containerd.service" ;;
+		nginx-light | nginx | nginx-core) units="nginx.service" ;;
 		*) continue ;;
 		esac
 		systemctl disable --now $units >/dev/null 2>&1 || true

@@ -80,6 +80,7 @@ struct proxy {
 };
 
 static bool proxy_debug;
+static bool proxy_splice = true; /* EGRESS_PROXY_NO_SPLICE turns it off */
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -306,8 +307,12 @@ static void pc_tls_goodbye(struct pc_half *h)
 	ERR_clear_error();
 }
 
+static void pc_splice_stop(struct pconn *pc);
+static void pc_splice_try(struct pconn *pc);
+
 static void pc_free(struct pconn *pc)
 {
+	free(pc->cn_splice);
 	free(pc);
 }
 
@@ -344,6 +349,7 @@ void pc_close(struct pconn *pc, const char *reason)
 	}
 	pc_http_free(pc->cn_http);
 	pc->cn_http = NULL;
+	pc_splice_stop(pc);
 	/* Each bufferevent owns its socket (and a TLS one its SSL), so these
 	 * close everything. */
 	if (pc->cn_cl.bev)
@@ -499,6 +505,40 @@ static void pc_stop_first(struct pconn *pc)
 
 /* ---- relay ------------------------------------------------------------ */
 
+void pc_out_move(struct pc_half *dst, struct evbuffer *src, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(dst->bev);
+	SSL *ssl = dst->tls ? bufferevent_openssl_get_ssl(dst->bev) : NULL;
+
+	if (n > evbuffer_get_length(src))
+		n = evbuffer_get_length(src);
+	if (ssl && evbuffer_get_length(out) == 0 && SSL_is_init_finished(ssl)) {
+		while (n) {
+			struct evbuffer_iovec v;
+			int r;
+
+			if (evbuffer_peek(src, (ev_ssize_t)n, NULL, &v, 1) < 1)
+				break;
+			if (v.iov_len > n)
+				v.iov_len = n;
+			if (v.iov_len > PROXY_READ_MAX)
+				v.iov_len = PROXY_READ_MAX;
+			ERR_clear_error();
+			r = SSL_write(ssl, v.iov_base, (int)v.iov_len);
+			if (r <= 0) {
+				/* Queued below: libevent retries it (same
+				 * bytes first) or reports the error. */
+				ERR_clear_error();
+				break;
+			}
+			evbuffer_drain(src, (size_t)r);
+			n -= (size_t)r;
+		}
+	}
+	if (n)
+		evbuffer_remove_buffer(src, out, n);
+}
+
 void pc_relay_move(struct pc_half *h)
 {
 	struct pc_half *peer = h->peer;
@@ -507,7 +547,7 @@ void pc_relay_move(struct pc_half *h)
 	if (!h->bev || !peer->bev)
 		return;
 	out = bufferevent_get_output(peer->bev);
-	evbuffer_add_buffer(out, bufferevent_get_input(h->bev));
+	pc_out_move(peer, bufferevent_get_input(h->bev), SIZE_MAX);
 	if (evbuffer_get_length(out) >= PROXY_RELAY_HIGH && !h->throttled) {
 		/* Back-pressure: stop reading h until its peer drains. */
 		h->throttled = true;
@@ -578,6 +618,192 @@ void pc_start_relay(struct pconn *pc)
 		bufferevent_enable(pc->cn_cl.bev, EV_READ);
 	if (pc->cn_cl.rd_eof)
 		pc_pass_eof(&pc->cn_cl);
+	else
+		pc_splice_try(pc);
+}
+
+/* ---- zero-copy relay -------------------------------------------------- */
+
+/*
+ * Once a relay has two plain halves, an open upstream and nothing buffered
+ * anywhere, each direction moves through a pipe with splice(2): socket ->
+ * pipe -> socket, no copy through user space.  The bufferevents stay (they
+ * own the sockets) but are disabled; each direction has its own read event
+ * on its source and write event on its destination.  Back-pressure: a
+ * direction reads only while its pipe is empty, so at most one pipe's worth
+ * is in flight, and it waits for its destination to turn writable.  A
+ * source's EOF becomes shutdown(SHUT_WR) towards the destination once the
+ * pipe is drained; both directions done closes the connection.
+ */
+struct pc_pipe {
+	struct pconn *pp_pc;
+	struct pc_half *pp_src; /* read from; pp_src->peer is written to */
+	int pp_fd[2];
+	size_t pp_len; /* bytes in the pipe */
+	struct event *pp_rd, *pp_wr;
+	bool pp_done; /* EOF passed on */
+};
+
+struct pc_splice {
+	struct pc_pipe sp_dir[2]; /* client -> upstream, upstream -> client */
+};
+
+/* Rounds of reading per wake-up, so one busy direction cannot starve the
+ * worker's other connections. */
+#define SPLICE_ROUNDS 8
+
+static void pp_pump(struct pc_pipe *pp)
+{
+	struct pconn *pc = pp->pp_pc;
+	struct pc_half *dsth = pp->pp_src->peer;
+	int src = bufferevent_getfd(pp->pp_src->bev);
+	int dst = bufferevent_getfd(dsth->bev);
+	unsigned rounds = 0;
+	ssize_t n;
+
+	pc->cn_last = pc_now();
+	while (!pp->pp_done) {
+		if (pp->pp_len) {
+			n = splice(pp->pp_fd[0], NULL, dst, NULL, pp->pp_len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				/* Destination full: wait, and read no more. */
+				event_del(pp->pp_rd);
+				event_add(pp->pp_wr, NULL);
+				return;
+			}
+			if (n <= 0) {
+				pc_dbg(pc, "splice to %s: %s", dsth->name,
+				       n ? strerror(errno) : "closed");
+				pc_close(pc, "relay write error");
+				return;
+			}
+			pp->pp_len -= (size_t)n;
+			continue;
+		}
+		if (pp->pp_src->rd_eof) {
+			/* Drained: pass the EOF on, keep the other way. */
+			pp->pp_done = true;
+			event_del(pp->pp_rd);
+			event_del(pp->pp_wr);
+			shutdown(dst, SHUT_WR);
+			dsth->wr_shut = true;
+			pc_dbg(pc, "half-close towards %s", dsth->name);
+			pc_maybe_done(pc);
+			return;
+		}
+		if (++rounds > SPLICE_ROUNDS)
+			break;
+		n = splice(src, NULL, pp->pp_fd[1], NULL, PROXY_PIPE_SIZE,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break; /* the pipe is empty, so the source is */
+		if (n < 0) {
+			pc_dbg(pc, "splice from %s: %s", pp->pp_src->name,
+			       strerror(errno));
+			pc_close(pc, pp->pp_src == &pc->cn_cl ?
+					     "client error" :
+					     "upstream error");
+			return;
+		}
+		if (n == 0) {
+			pp->pp_src->rd_eof = true;
+			pc_dbg(pc, "EOF from %s in relay", pp->pp_src->name);
+			continue;
+		}
+		pp->pp_len = (size_t)n;
+	}
+	if (!pp->pp_done) {
+		event_del(pp->pp_wr);
+		event_add(pp->pp_rd, NULL);
+	}
+}
+
+static void pp_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pp_pump(arg);
+}
+
+static void pc_splice_stop(struct pconn *pc)
+{
+	struct pc_splice *sp = pc->cn_splice;
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct pc_pipe *pp = &sp->sp_dir[i];
+
+		if (pp->pp_rd)
+			event_free(pp->pp_rd);
+		if (pp->pp_wr)
+			event_free(pp->pp_wr);
+		pp->pp_rd = pp->pp_wr = NULL;
+		for (int k = 0; k < 2; k++)
+			if (pp->pp_fd[k] >= 0)
+				close(pp->pp_fd[k]);
+		pp->pp_fd[0] = pp->pp_fd[1] = -1;
+	}
+}
+
+static bool pc_half_idle(const struct pc_half *h)
+{
+	return h->bev && !h->tls && !h->rd_eof && !h->wr_shut &&
+	       !h->throttled &&
+	       evbuffer_get_length(bufferevent_get_input(h->bev)) == 0 &&
+	       evbuffer_get_length(bufferevent_get_output(h->bev)) == 0;
+}
+
+/*
+ * Switches a plain relay to splice(2) once nothing is buffered (called
+ * whenever that may have become true); stays buffered if it cannot.
+ */
+static void pc_splice_try(struct pconn *pc)
+{
+	struct event_base *base = pc->cn_w->wk_base;
+	struct pc_splice *sp;
+
+	if (!proxy_splice || pc->cn_splice || pc->cn_closed ||
+	    pc->cn_state != PC_RELAY || pc->cn_up != PC_UP_OPEN ||
+	    !pc_half_idle(&pc->cn_cl) || !pc_half_idle(&pc->cn_upst))
+		return;
+	sp = util_xcalloc(1, sizeof(*sp));
+	for (int i = 0; i < 2; i++) {
+		struct pc_pipe *pp = &sp->sp_dir[i];
+		struct pc_half *src = i ? &pc->cn_upst : &pc->cn_cl;
+
+		pp->pp_pc = pc;
+		pp->pp_src = src;
+		pp->pp_fd[0] = pp->pp_fd[1] = -1;
+		if (pipe2(pp->pp_fd, O_NONBLOCK | O_CLOEXEC) < 0)
+			goto fail;
+		/* Best effort: a larger pipe means fewer rounds in bulk. */
+		fcntl(pp->pp_fd[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE);
+		pp->pp_rd = event_new(base, bufferevent_getfd(src->bev),
+				      EV_READ | EV_PERSIST, pp_cb, pp);
+		pp->pp_wr = event_new(base, bufferevent_getfd(src->peer->bev),
+				      EV_WRITE | EV_PERSIST, pp_cb, pp);
+		if (!pp->pp_rd || !pp->pp_wr)
+			goto fail;
+	}
+	pc->cn_splice = sp;
+	bufferevent_disable(pc->cn_cl.bev, EV_READ | EV_WRITE);
+	bufferevent_disable(pc->cn_upst.bev, EV_READ | EV_WRITE);
+	for (int i = 0; i < 2; i++)
+		event_add(sp->sp_dir[i].pp_rd, NULL);
+	pc_dbg(pc, "relay by splice(2)");
+	return;
+fail:
+	/* Out of fds or memory: the buffered relay goes on. */
+	pc->cn_splice = sp;
+	pc_splice_stop(pc);
+	pc->cn_splice = NULL;
+	free(sp);
 }
 
 /* ---- the halves' callbacks -------------------------------------------- */
@@ -657,6 +883,10 @@ static void half_write_cb(struct bufferevent *bev, void *arg)
 		if (src->bev)
 			pc_relay_move(src);
 	}
+	if (pc->cn_state == PC_RELAY && left == 0 && !src->rd_eof) {
+		pc_splice_try(pc);
+		return;
+	}
 	if (!src->rd_eof || left != 0 || pc->cn_closed)
 		return;
 	if (pc->cn_state == PC_RELAY || src == &pc->cn_upst)
@@ -677,6 +907,7 @@ static void pc_up_connected(struct pconn *pc)
 		pc_dbg(pc, "upstream open");
 	}
 	pc_req_flush(pc, NULL);
+	pc_splice_try(pc);
 }
 
 static void pc_up_failed(struct pconn *pc)
@@ -1304,6 +1535,7 @@ int proxy_start(struct proxy_shared *sh, int listen_fd, unsigned nworkers,
 	struct proxy *p = util_xcalloc(1, sizeof(*p));
 
 	proxy_debug = getenv("EGRESS_PROXY_DEBUG") != NULL;
+	proxy_splice = getenv("EGRESS_PROXY_NO_SPLICE") == NULL;
 	pc_tls_prepare(sh);
 	*out = NULL;
 	if (nworkers == 0)

@@ -582,8 +582,7 @@ static void ph_judge(struct pconn *pc)
 	} else {
 		pc_log_request(pc, &rq, NULL);
 	}
-	evbuffer_add_buffer(bufferevent_get_output(pc->cn_upst.bev),
-			    h->ph_held);
+	pc_out_move(&pc->cn_upst, h->ph_held, SIZE_MAX);
 	h->ph_body = true;
 	h->ph_connect = connect;
 	pc->cn_deadline = 0;
@@ -597,8 +596,7 @@ static int ph_account(struct pconn *pc, struct evbuffer *in, size_t n)
 	if (!n)
 		return 0;
 	if (h->ph_body) {
-		evbuffer_remove_buffer(
-			in, bufferevent_get_output(pc->cn_upst.bev), n);
+		pc_out_move(&pc->cn_upst, in, n);
 		return 0;
 	}
 	evbuffer_remove_buffer(in, h->ph_held, n);

@@ -43,6 +43,8 @@ struct event_base;
  * HIGH bytes queued for writing, and resumes below LOW. */
 #define PROXY_RELAY_HIGH (256 * 1024)
 #define PROXY_RELAY_LOW (64 * 1024)
+/* Capacity asked for each splice(2) relay pipe (one per direction). */
+#define PROXY_PIPE_SIZE (256 * 1024)
 /* Bytes read from one socket per callback (bounds each input buffer). */
 #define PROXY_READ_MAX (128 * 1024)
 /* A request head, a ClientHello or a client handshake must complete
@@ -141,6 +143,7 @@ struct pc_req {
 };
 
 struct pc_http; /* proxy_http.c */
+struct pc_splice; /* proxy.c */
 struct worker; /* proxy.c */
 
 struct pconn {
@@ -175,6 +178,8 @@ struct pconn {
 
 	struct pc_http *cn_http;
 	struct pc_req cn_req;
+	/* Zero-copy relay (plain halves only): NULL while buffered. */
+	struct pc_splice *cn_splice;
 
 	bool cn_closed; /* pc_close ran; freed on the next turn */
 	struct pconn *cn_dead_next; /* the worker's graveyard */
@@ -193,6 +198,18 @@ void pc_reply_close(struct pconn *pc, int status, const char *reason,
 int pc_upstream_open(struct pconn *pc) NONNULL(1) WUNRES;
 /* Raw relay from now on; moves what the client already sent. */
 void pc_start_relay(struct pconn *pc) NONNULL(1);
+/*
+ * Moves n bytes (at most all) of src to dst's output.  A TLS bufferevent of
+ * libevent 2.1 writes only once epoll reports its socket writable (an
+ * epoll_ctl to add the write event, a loop turn, the write, an epoll_ctl to
+ * remove it: per request on a keep-alive connection), so while dst's output
+ * is empty (no SSL_write waits for a retry) and its handshake is done, the
+ * bytes go out at once with SSL_write.  What does not is queued as usual;
+ * libevent's retry then starts with the same bytes, which OpenSSL accepts
+ * (libevent sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+ */
+void pc_out_move(struct pc_half *dst, struct evbuffer *src, size_t n)
+	NONNULL(1, 2);
 /* Moves h's input to its peer's output with back-pressure. */
 void pc_relay_move(struct pc_half *h) NONNULL(1);
 /* Judges the connection as raw tcp, logs, relays or closes. */
