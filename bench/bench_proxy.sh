@@ -261,8 +261,17 @@ NOTE=()
 
 # measure ROW PORT CAFILE: the common metrics of a row
 measure() {
-	local row=$1 port=$2 ca=$3 v hserr
+	local row=$1 port=$2 ca=$3 v hserr p
 	PROXY_KIND_ROW=$row
+	# Peak RSS is measured under the load only: start-up peaks (e.g. a
+	# daemon parsing the kernel's BTF to load its BPF programs, a Python
+	# interpreter importing its modules) are reset away, for every proxy
+	# alike ("5" resets VmHWM, proc(5) clear_refs).
+	if [ -n "$PROXY_PID" ]; then
+		for p in $(tree_pids "$PROXY_PID"); do
+			echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true
+		done
+	fi
 	v=$(m_newhs "$port" "$ca")
 	if [[ $v == ERR* ]]; then
 		R[$row.err]="new-handshake failed: ${v#ERR }"
@@ -566,7 +575,7 @@ echo "much the shared machine drifted), except egressd's passthrough bulk: to ke
 echo "through the passthrough name ($PASS_HOST; direct last: ${R[direct2.pbulk]:-?} MiB/s)."
 echo "new-TLS: $CONC client threads, one full TLS handshake + GET /1b (Connection: close) per"
 echo "request, latency connect→EOF; keep-alive: wrk -t2 -c$KA_CONN GET /1b; bulk: curl, 64 MiB over"
-echo "TLS, median of 5; peak RSS: VmHWM after that load (all processes of the proxy); idle: $NIDLE"
+echo "TLS, median of 5; peak RSS: VmHWM after that load, reset when the load starts (all processes of the proxy); idle: $NIDLE"
 echo "TLS connections, one request each then idle, on a fresh proxy: VmRSS delta / N."
 echo
 # egressd against the issue's targets
