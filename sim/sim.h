@@ -96,6 +96,8 @@ int sim_cgroup_destroy(const char *path) NONNULL(1);
 /* The same for rel ("/egress-sim/NAME") in every cgroup hierarchy mounted,
  * v2 and v1 (runc creates container cgroups in each v1 hierarchy). */
 int sim_cgroup_destroy_everywhere(const char *rel) NONNULL(1);
+/* rmdir rel in every cgroup hierarchy where it exists and is empty. */
+void sim_cgroup_rmdir_everywhere(const char *rel) NONNULL(1);
 /* Unmounts every mount point at or below dir, deepest first. */
 int sim_umount_below(const char *dir) NONNULL(1);
 /* Is cmd runnable (a path, or found in PATH)? */

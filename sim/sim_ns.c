@@ -395,6 +395,7 @@ static void for_each_mount(void (*fn)(const char *point, const char *fstype,
 
 struct cg_arg {
 	const char *rel;
+	bool rmdir_only; /* just rmdir (if empty), no kill, no recursion */
 	int rc;
 };
 
@@ -408,15 +409,25 @@ static void destroy_in(const char *point, const char *fstype, const char *root,
 	    strcmp(root, "/") != 0)
 		return;
 	snprintf(p, sizeof(p), "%s%s", point, a->rel);
-	a->rc |= sim_cgroup_destroy(p);
+	if (a->rmdir_only)
+		rmdir(p);
+	else
+		a->rc |= sim_cgroup_destroy(p);
 }
 
 int sim_cgroup_destroy_everywhere(const char *rel)
 {
-	struct cg_arg a = { rel, 0 };
+	struct cg_arg a = { rel, false, 0 };
 
 	for_each_mount(destroy_in, &a);
 	return a.rc;
+}
+
+void sim_cgroup_rmdir_everywhere(const char *rel)
+{
+	struct cg_arg a = { rel, true, 0 };
+
+	for_each_mount(destroy_in, &a);
 }
 
 struct below_arg {

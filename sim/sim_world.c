@@ -758,10 +758,10 @@ int sim_down(const char *name)
 	if (d)
 		closedir(d);
 	rc |= rm_rf(w.state);
-	/* the shared parents go when the last world does */
-	snprintf(base, sizeof(base), "%s/%s", sim_cgroup2_mount(),
-		 SIM_CGROUP_BASE);
-	rmdir(base);
+	/* the shared parents go when the last world does (in v1 hierarchies
+	 * too, where runc made them for dockerd's --cgroup-parent) */
+	snprintf(base, sizeof(base), "/%s", SIM_CGROUP_BASE);
+	sim_cgroup_rmdir_everywhere(base);
 	rmdir(SIM_STATE_ROOT);
 	if (rc) {
 		fprintf(stderr,
