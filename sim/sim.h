@@ -77,8 +77,6 @@ int sim_mkdir_p(const char *path, unsigned mode) NONNULL(1) WUNRES;
 /* Fills the names and paths of world w from its name (no I/O but the
  * cgroup v2 mount lookup).  Returns 0 or -1 (no cgroup v2 mounted). */
 int sim_world_paths(struct sim_world *w, const char *name) NONNULL(1, 2) WUNRES;
-/* The cgroup v2 mount point, from /proc/self/mountinfo, or NULL. */
-const char *sim_cgroup2_mount(void);
 
 int sim_netns_create(const char *name) NONNULL(1) WUNRES;
 /* Opens /run/netns/NAME (O_RDONLY|O_CLOEXEC); -1 with errno. */

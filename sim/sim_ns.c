@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "sim.h"
 #include "util.h"
 
@@ -54,39 +55,9 @@ bool sim_check_name(const char *name)
 	return false;
 }
 
-const char *sim_cgroup2_mount(void)
-{
-	static char mnt[PATH_MAX];
-	FILE *f;
-	char *line = NULL;
-	size_t cap = 0;
-
-	if (mnt[0])
-		return mnt;
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return NULL;
-	/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE ..." */
-	while (getline(&line, &cap, f) > 0) {
-		char *sep = strstr(line, " - ");
-		char root[PATH_MAX], point[PATH_MAX];
-		if (!sep || strncmp(sep, " - cgroup2 ", 11) != 0)
-			continue;
-		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2)
-			continue;
-		if (strcmp(root, "/") != 0)
-			continue;
-		snprintf(mnt, sizeof(mnt), "%s", point);
-		break;
-	}
-	free(line);
-	fclose(f);
-	return mnt[0] ? mnt : NULL;
-}
-
 int sim_world_paths(struct sim_world *w, const char *name)
 {
-	const char *cg = sim_cgroup2_mount();
+	const char *cg = cgroup_v2_mount();
 
 	memset(w, 0, sizeof(*w));
 	snprintf(w->name, sizeof(w->name), "%s", name);
@@ -242,22 +213,9 @@ int sim_sysctl_in(int nsfd, const char *path, const char *value)
 
 int sim_mkdir_p(const char *path, unsigned mode)
 {
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *s = buf + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			goto fail;
-		*s = '/';
-	}
-	if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
-		goto fail;
-	return 0;
-fail:
-	fprintf(stderr, "egress-sim: mkdir %s: %s\n", buf, strerror(errno));
+	if (util_mkdir_p(path, mode) == 0)
+		return 0;
+	fprintf(stderr, "egress-sim: mkdir %s: %s\n", path, strerror(errno));
 	return -1;
 }
 

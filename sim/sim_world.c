@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "sim.h"
 #include "svc.h"
 #include "util.h"

@@ -115,28 +115,6 @@ static char *cf_path(const char *dir, const char *file)
 	return strbuf_steal(&sb);
 }
 
-/* mkdir -p: parents 0755, the directory itself with mode.  0 or -1/errno. */
-static int cf_mkdirs(const char *dir, mode_t mode)
-{
-	char *p = util_xstrdup(dir);
-	int rc = 0, e;
-
-	for (char *s = p + 1; *s && rc == 0; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			rc = -1;
-		*s = '/';
-	}
-	if (rc == 0 && mkdir(p, mode) < 0 && errno != EEXIST)
-		rc = -1;
-	e = errno;
-	free(p);
-	errno = e; /* for the caller's message */
-	return rc;
-}
-
 /* fsync(2) on a directory, so that a rename in it is durable. */
 static void cf_sync_dir(const char *path)
 {
@@ -591,7 +569,7 @@ static int cf_ca_create(certforge_t *cf, const char *dir, const char *kpath,
 	long klen;
 	int rc = -1;
 
-	if (cf_mkdirs(dir, 0700) < 0) {
+	if (util_mkdir_p(dir, 0700) < 0) {
 		*err = cf_errf("cannot create %s: %s", dir, strerror(errno));
 		goto cleanup;
 	}
@@ -761,7 +739,7 @@ cleanup:
 static int cf_publish(const certforge_t *cf, const char *path, char **err)
 {
 	char *copy = util_xstrdup(path);
-	int rc = cf_mkdirs(dirname(copy), 0755);
+	int rc = util_mkdir_p(dirname(copy), 0755);
 
 	if (rc < 0)
 		*err = cf_errf("cannot create the directory of %s: %s", path,

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void NORETURN util_oom(size_t n)
 {
@@ -176,4 +177,25 @@ char *util_ascii_lower(const char *s, size_t n)
 	}
 	p[n] = '\0';
 	return p;
+}
+
+int util_mkdir_p(const char *path, unsigned mode)
+{
+	char *p = util_xstrdup(path);
+	int rc = 0, e;
+
+	for (char *s = p + 1; *s && rc == 0; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			rc = -1;
+		*s = '/';
+	}
+	if (rc == 0 && mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+		rc = -1;
+	e = errno;
+	free(p);
+	errno = e;
+	return rc;
 }

@@ -48,6 +48,12 @@ const char *strbuf_str(const struct strbuf *sb) NONNULL(1);
 char *util_read_file(const char *path, size_t *lenp) NONNULL(1) WUNRES;
 char *util_read_stream(FILE *f, size_t *lenp) NONNULL(1) WUNRES;
 
+/*
+ * mkdir -p: missing parents are made 0755, path itself with mode; existing
+ * directories are fine.  Returns 0, or -1 with errno set.
+ */
+int util_mkdir_p(const char *path, unsigned mode) NONNULL(1) WUNRES;
+
 /* ASCII lower-casing into a fresh string. */
 char *util_ascii_lower(const char *s, size_t n) NONNULL(1) WUNRES;
 

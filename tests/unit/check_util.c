@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "suites.h"
@@ -64,6 +66,32 @@ START_TEST(test_ascii_lower)
 }
 END_TEST
 
+START_TEST(test_mkdir_p)
+{
+	char base[] = "/tmp/egress-mkdir-XXXXXX";
+	char path[128];
+	struct stat st;
+
+	ck_assert_ptr_nonnull(mkdtemp(base));
+	snprintf(path, sizeof(path), "%s/a/b/c", base);
+	ck_assert_int_eq(util_mkdir_p(path, 0700), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	/* an existing directory is fine */
+	ck_assert_int_eq(util_mkdir_p(path, 0700), 0);
+	/* a file in the way is an error with errno */
+	snprintf(path, sizeof(path), "%s/file", base);
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/file/x", base);
+	ck_assert_int_eq(util_mkdir_p(path, 0755), -1);
+	ck_assert_int_eq(errno, ENOTDIR);
+	snprintf(path, sizeof(path), "rm -rf %s", base);
+	ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -72,6 +100,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, test_strbuf_grows);
 	tcase_add_test(tc, test_read_file);
 	tcase_add_test(tc, test_ascii_lower);
+	tcase_add_test(tc, test_mkdir_p);
 	suite_add_tcase(s, tc);
 	return s;
 }
