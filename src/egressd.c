@@ -15,6 +15,8 @@
  * until `egressd --cleanup`.
  */
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
@@ -454,8 +456,9 @@ static json_t *do_reload(struct daemon *dm)
 	return json_pack("{s:b,s:I}", "ok", 1, "rules", (json_int_t)dm->nrules);
 }
 
-/* One request line, one JSON reply line; then the connection closes. */
-static json_t *handle_command(struct daemon *dm, const char *line)
+/* One request line, one JSON reply line; then the connection closes.
+ * *stop is set for `stop`: the loop ends once the reply is out. */
+static json_t *handle_command(struct daemon *dm, const char *line, bool *stop)
 {
 	json_t *req = json_loads(line, JSON_DECODE_ANY, NULL);
 	const char *cmd =
@@ -475,50 +478,112 @@ static json_t *handle_command(struct daemon *dm, const char *line)
 		r = do_reload(dm);
 	else if (strcmp(cmd, "stop") == 0) {
 		r = json_pack("{s:b,s:s}", "ok", 1, "message", "stopping");
-		event_base_loopexit(dm->base, NULL);
+		*stop = true;
 	} else
 		r = json_pack("{s:b,s:s}", "ok", 0, "error", "unknown command");
 	json_decref(req);
 	return r;
 }
 
+/*
+ * Control connections are bufferevents on the main loop: a client that
+ * connects and says nothing costs a timer, not a blocked loop (reference
+ * flaw R8).  Requests are one line of at most CTL_LINE_MAX bytes.
+ */
+#define CTL_LINE_MAX 4096
+
+struct ctl_conn {
+	struct daemon *dm;
+	bool stop; /* end the loop once the reply is written */
+	bool answered; /* the reply is queued */
+};
+
+static void ctl_done(struct bufferevent *bev, struct ctl_conn *cc)
+{
+	if (cc->stop)
+		event_base_loopexit(cc->dm->base, NULL);
+	bufferevent_free(bev);
+	free(cc);
+}
+
+static void ctl_write_cb(struct bufferevent *bev, void *arg)
+{
+	ctl_done(bev, arg);
+}
+
+static void ctl_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Answers one request line (taken by the caller, freed here). */
+static void ctl_answer(struct bufferevent *bev, struct ctl_conn *cc, char *line)
+{
+	json_t *r = handle_command(cc->dm, line, &cc->stop);
+	char *s = json_dumps(r, JSON_COMPACT);
+
+	cc->answered = true;
+	free(line);
+	json_decref(r);
+	bufferevent_disable(bev, EV_READ);
+	if (!s || bufferevent_write(bev, s, strlen(s)) < 0 ||
+	    bufferevent_write(bev, "\n", 1) < 0) {
+		free(s);
+		ctl_done(bev, cc);
+		return;
+	}
+	free(s);
+	/* ctl_write_cb frees the connection once the reply is out */
+	bufferevent_setcb(bev, NULL, ctl_write_cb, ctl_event_cb, cc);
+}
+
+static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct ctl_conn *cc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+
+	/* a request whose client closed without a newline still counts (the
+	 * input's end is frozen by libevent: take the bytes as they are) */
+	if ((what & BEV_EVENT_EOF) && len > 0 && len <= CTL_LINE_MAX &&
+	    !cc->answered) {
+		char *line = util_xmalloc(len + 1);
+		evbuffer_remove(in, line, len);
+		line[len] = '\0';
+		ctl_answer(bev, cc, line);
+		return;
+	}
+	ctl_done(bev, arg); /* EOF, error or timeout */
+}
+
+static void ctl_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct ctl_conn *cc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_CRLF);
+
+	if (line)
+		ctl_answer(bev, cc, line);
+	else if (evbuffer_get_length(in) > CTL_LINE_MAX)
+		ctl_done(bev, cc);
+}
+
 static void ctl_accept_cb(struct evconnlistener *l UNUSED, evutil_socket_t fd,
 			  struct sockaddr *sa UNUSED, int len UNUSED, void *arg)
 {
-	struct daemon *dm = arg;
-	char buf[4096];
-	size_t n = 0;
 	struct timeval tv = { 5, 0 };
-	json_t *r;
-	char *s;
+	struct ctl_conn *cc = util_xcalloc(1, sizeof(*cc));
+	struct bufferevent *bev;
 
-	/* Requests are tiny and local: read them with a short timeout on
-	 * the main thread, which does nothing else but signals. */
+	cc->dm = arg;
 	evutil_make_socket_nonblocking(fd);
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (n < sizeof(buf) - 1) {
-		ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
-		if (k <= 0)
-			break;
-		n += (size_t)k;
-		if (memchr(buf, '\n', n))
-			break;
+	/* BEV_OPT_CLOSE_ON_FREE: the bufferevent owns the client fd */
+	bev = bufferevent_socket_new(cc->dm->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		free(cc);
+		return;
 	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	r = handle_command(dm, buf);
-	s = json_dumps(r, JSON_COMPACT);
-	if (s) {
-		size_t slen = strlen(s);
-		s[slen] = '\n'; /* replaces the NUL: one write, one line */
-		if (write(fd, s, slen + 1) < 0)
-			fprintf(stderr, "egressd: control reply: %s\n",
-				strerror(errno));
-		free(s);
-	}
-	json_decref(r);
-	close(fd);
+	bufferevent_setcb(bev, ctl_read_cb, NULL, ctl_event_cb, cc);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ);
 }
 
 static int open_control(struct daemon *dm)
@@ -644,6 +709,7 @@ static void fill_nf(struct daemon *dm)
 	dm->nf.exempt_uid = dm->o.exempt_uid;
 }
 
+/* mkdir -p of the directory holding path. */
 static int mkdir_parent(const char *path)
 {
 	char buf[PATH_MAX], *slash;
@@ -653,14 +719,7 @@ static int mkdir_parent(const char *path)
 	if (!slash || slash == buf)
 		return 0;
 	*slash = '\0';
-	for (char *s = buf + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		mkdir(buf, 0755);
-		*s = '/';
-	}
-	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	return util_mkdir_p(buf, 0755);
 }
 
 static void on_signal(evutil_socket_t sig UNUSED, short ev UNUSED, void *arg)
@@ -728,8 +787,7 @@ static int start(struct daemon *dm)
 
 	snprintf(pub, sizeof(pub), "%s/ca.pem", dm->o.run_dir);
 	co.public_copy = pub;
-	if (mkdir_parent(dm->o.ca_dir) < 0 ||
-	    (mkdir(dm->o.ca_dir, 0700) < 0 && errno != EEXIST)) {
+	if (util_mkdir_p(dm->o.ca_dir, 0700) < 0) {
 		fprintf(stderr, "egressd: %s: %s\n", dm->o.ca_dir,
 			strerror(errno));
 		return -1;

@@ -27,6 +27,17 @@ out=$("$SIM" exec "$W" host --keep-mounts -- "$EGRESSD" --foreground --policy "$
 	--run-dir "$D" --no-bpf --log - 2>&1)
 check_match "a second daemon for the same instance refuses to start" \
 	"another egressd runs" "$out"
+# a client that connects and says nothing must not hold the daemon up
+sleep 8 | socat - "UNIX-CONNECT:$D/control.sock" >/dev/null 2>&1 &
+silent=$!
+sleep 0.2
+t0=$(date +%s%N)
+check_match "status answers while a silent client is connected" '"ok": true' "$(ed_ctl "$W" status)"
+check "... within a second" test $(( ($(date +%s%N) - t0) / 1000000 )) -lt 1000
+check_match "a plain-word request without a newline is answered" '"ok":true' \
+	"$(printf status | socat - "UNIX-CONNECT:$D/control.sock")"
+kill "$silent" 2>/dev/null
+wait "$silent" 2>/dev/null
 rules=$(in_host "$W" iptables-save -t nat)
 check_match "its chains are installed" ":EGRESS_OUTPUT" "$rules"
 check_eq "with exactly one jump from nat OUTPUT" 1 \
