@@ -67,9 +67,11 @@ CORE_SRCS += src/tlsparse.c src/certforge.c
 CORE_SRCS += src/nfrules.c src/ctl_nf.c
 # The daemon's shared pieces and egressctl's daemon client.
 CORE_SRCS += src/polref.c src/ctl_daemon.c
+# DNS judging, shared by the UDP DNS proxy and DNS over TCP.
+CORE_SRCS += src/dnsjudge.c
 # The transparent proxy (needs llhttp): linked into egressd and the unit
 # tests only.
-PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c
+PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c
 PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c
 PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim
 # The simulator (world builder, test PKI, simulated internet services):
