@@ -70,8 +70,8 @@ CORE_SRCS += src/nfrules.c src/ctl_nf.c
 CORE_SRCS += src/polref.c src/ctl_daemon.c
 # DNS judging, shared by the UDP DNS proxy and DNS over TCP.
 CORE_SRCS += src/dnsjudge.c
-# NFQUEUE consumer (the UDP path).
-CORE_SRCS += src/nfqueue.c
+# NFQUEUE consumer and conntrack lookups (the UDP path and the DNS proxy).
+CORE_SRCS += src/nfqueue.c src/ctlookup.c
 # The transparent proxy (needs llhttp): linked into egressd and the unit
 # tests only.
 PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c
