@@ -180,6 +180,11 @@ $(BUILD)/nf-probe: $(BUILD)/tests/netns/nf_probe.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
 
+TEST_PROGS += $(BUILD)/nfq-probe
+$(BUILD)/nfq-probe: $(BUILD)/tests/netns/nfq_probe.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
 check-netns: all $(TEST_PROGS)
 	$(Q)tests/netns/run.sh $(BUILD)
 
