@@ -43,7 +43,8 @@ WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wshadow -Wpointer-arith -Wsign-compare \
 	-Wcast-qual -Wformat=2 -Wno-format-nonliteral
 PKGS := jansson yaml-0.1 libbpf libnl-3.0 libnl-route-3.0 libevent \
-	libevent_openssl openssl
+	libevent_openssl openssl libnetfilter_queue libmnl \
+	libnetfilter_conntrack
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
@@ -69,6 +70,8 @@ CORE_SRCS += src/nfrules.c src/ctl_nf.c
 CORE_SRCS += src/polref.c src/ctl_daemon.c
 # DNS judging, shared by the UDP DNS proxy and DNS over TCP.
 CORE_SRCS += src/dnsjudge.c
+# NFQUEUE consumer and conntrack lookups (the UDP path and the DNS proxy).
+CORE_SRCS += src/nfqueue.c src/ctlookup.c
 # The transparent proxy (needs llhttp): linked into egressd and the unit
 # tests only.
 PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c
@@ -167,16 +170,20 @@ check-unit: $(BUILD)/check_unit $(PROGS)
 
 # Helpers of the netns tier (built with it, never installed).
 TEST_PROGS := $(BUILD)/bpf-probe
-NFQ_LIBS := $(shell $(PKG_CONFIG) --libs libnetfilter_queue libmnl 2>/dev/null)
 
 $(BUILD)/bpf-probe: $(BUILD)/tests/netns/bpf_probe.o $(CORE_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS) $(NFQ_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
 TEST_PROGS += $(BUILD)/nf-probe
 $(BUILD)/nf-probe: $(BUILD)/tests/netns/nf_probe.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+
+TEST_PROGS += $(BUILD)/nfq-probe
+$(BUILD)/nfq-probe: $(BUILD)/tests/netns/nfq_probe.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
 check-netns: all $(TEST_PROGS)
 	$(Q)tests/netns/run.sh $(BUILD)

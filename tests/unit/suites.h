@@ -27,6 +27,8 @@ Suite *nfrules_suite(void);
 Suite *jlog_suite(void);
 Suite *proxy_suite(void);
 Suite *dnsjudge_suite(void);
+Suite *nfqueue_suite(void);
+Suite *ctlookup_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);
