@@ -74,7 +74,8 @@ CORE_SRCS += src/dnsjudge.c
 CORE_SRCS += src/nfqueue.c src/ctlookup.c
 # The transparent proxy (needs llhttp): linked into egressd and the unit
 # tests only.
-PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c
+PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c \
+	src/udpd.c
 PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c
 PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim
 # The simulator (world builder, test PKI, simulated internet services):
