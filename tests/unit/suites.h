@@ -27,6 +27,7 @@ Suite *nfrules_suite(void);
 Suite *jlog_suite(void);
 Suite *proxy_suite(void);
 Suite *dnsjudge_suite(void);
+Suite *dockerimg_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);
