@@ -308,14 +308,27 @@ static pid_t spawn_sleeper(void)
 		execl("/bin/sleep", "sleep", "30", (char *)NULL);
 		_exit(127);
 	}
-	/* wait for the exec, so exe and cmdline are sleep's */
+	/* Wait for the exec, so exe and cmdline are sleep's: the kernel
+	 * switches the exe link before it lays out the new arguments, so
+	 * the exe alone can name sleep while cmdline is still empty. */
 	for (int i = 0; i < 500; i++) {
-		char path[64], buf[64];
+		char path[64], buf[64], *args;
+		size_t len = 0;
 		ssize_t n;
 		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 		n = readlink(path, buf, sizeof(buf) - 1);
-		if (n > 0 && memmem(buf, (size_t)n, "sleep", 5))
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		args = util_read_file(path, &len);
+		if (n > 0 && memmem(buf, (size_t)n, "sleep", 5) && args &&
+		    len == 9 &&
+		    memcmp(args,
+			   "sleep\0"
+			   "30",
+			   9) == 0) {
+			free(args);
 			break;
+		}
+		free(args);
 		usleep(2000);
 	}
 	return pid;
