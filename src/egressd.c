@@ -41,6 +41,7 @@
 #include "bpfload.h"
 #include "certforge.h"
 #include "dnscache.h"
+#include "dockerimg.h"
 #include "jlog.h"
 #include "nfrules.h"
 #include "policy.h"
@@ -77,6 +78,7 @@ struct opts {
 	unsigned workers;
 	unsigned first_bytes_ms;
 	unsigned idle_timeout_s;
+	const char *docker_socket; /* NULL: no image attribution */
 };
 
 struct daemon {
@@ -88,6 +90,7 @@ struct daemon {
 	struct proxy_shared sh;
 	struct proxy *proxy;
 	bpfload_t *bpf;
+	struct dockerimg *docker;
 	struct nfrules_cfg nf;
 	bool nf_installed;
 	struct event_base *base;
@@ -126,6 +129,8 @@ static const char usage[] =
 	"  --first-bytes-ms N      wait for client bytes before judging raw "
 	"TCP (2000)\n"
 	"  --idle-timeout S        close idle connections (300)\n"
+	"  --docker-socket PATH|none  dockerd's API, for container images "
+	"(" DOCKERIMG_SOCKET_DEFAULT ")\n"
 	"  --foreground            do not detach\n"
 	"  --cleanup               remove the rules and BPF pins of a daemon "
 	"that is not coming back\n";
@@ -186,6 +191,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "first-bytes-ms", required_argument, NULL, 'f' },
 		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "docker-socket", required_argument, NULL, 'k' },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "cleanup", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
@@ -205,6 +211,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->exempt_uid = -1;
 	o->first_bytes_ms = 2000;
 	o->idle_timeout_s = 300;
+	o->docker_socket = DOCKERIMG_SOCKET_DEFAULT;
 	while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
 		switch (c) {
 		case 'P':
@@ -297,6 +304,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (parse_uint(optarg, 86400, &v) || !v)
 				goto bad;
 			o->idle_timeout_s = (unsigned)v;
+			break;
+		case 'k':
+			o->docker_socket = strcmp(optarg, "none") == 0 ? NULL :
+									 optarg;
 			break;
 		case 'F':
 			o->foreground = true;
@@ -821,6 +832,17 @@ static int start(struct daemon *dm)
 		dm->sh.attrib.cookie_map_fd =
 			bpfload_map_fd(dm->bpf, BPFLOAD_MAP_COOKIE);
 	}
+	/* before the workers: each one's attrib_t reads the same cache
+	 * (without BPF there is no attribution to add an image to) */
+	if (dm->o.docker_socket && !dm->o.no_bpf) {
+		dm->docker = dockerimg_new(dm->o.docker_socket);
+		if (!dm->docker) {
+			fprintf(stderr, "egressd: --docker-socket %s: %s\n",
+				dm->o.docker_socket, strerror(errno));
+			return -1;
+		}
+		dm->sh.attrib.docker = dm->docker;
+	}
 	if (strcmp(dm->o.log, "-") != 0 && mkdir_parent(dm->o.log) < 0) {
 		fprintf(stderr, "egressd: log directory for %s: %s\n",
 			dm->o.log, strerror(errno));
@@ -862,6 +884,8 @@ static void stop(struct daemon *dm)
 		unlink(dm->control_path);
 	}
 	jlog_close(dm->sh.log);
+	/* after the workers, whose attrib_t read it */
+	dockerimg_free(dm->docker);
 	/* the BPF links stay pinned (fail closed) until --cleanup */
 	bpfload_free(dm->bpf);
 	certforge_free(dm->sh.cf);
