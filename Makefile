@@ -60,8 +60,10 @@ CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
 	src/policy_index.c src/policy_decide.c src/dnscache.c \
 	src/event_json.c src/workflow.c src/ctl_common.c src/ctl_validate.c \
 	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c src/dnsmsg.c src/jlog.c
-# BPF loader, attribution and their egressctl commands (need libbpf).
-CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c
+# BPF loader, attribution and their egressctl commands (need libbpf); the
+# Docker image cache that attribution reads.
+CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c \
+	src/dockerimg.c
 # TLS interception: ClientHello parser, forged certificates.
 CORE_SRCS += src/tlsparse.c src/certforge.c
 # Netfilter rules (iptables-restore) and their egressctl command.

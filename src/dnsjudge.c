@@ -64,6 +64,7 @@ static void dnsj_fill_event(const struct dnsj_query *q, struct policy_event *ev)
 		ev->proc.cgroup = pr->cgroup;
 		ev->proc.step = pr->step;
 		ev->proc.action = pr->action;
+		ev->proc.image = pr->image;
 	}
 }
 
@@ -82,7 +83,8 @@ static void dnsj_log_tail(const struct dnsj_env *e, struct jrec *r,
 
 	if (pr)
 		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, NULL, pr->step, pr->action);
+			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
+			  pr->action);
 	line = jrec_end(r, q->src_port, pr ? pr->pid : -1);
 	if (e->log)
 		jlog_write(e->log, line);

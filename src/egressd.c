@@ -42,6 +42,7 @@
 #include "certforge.h"
 #include "dnscache.h"
 #include "udpd.h"
+#include "dockerimg.h"
 #include "jlog.h"
 #include "nfrules.h"
 #include "policy.h"
@@ -84,6 +85,7 @@ struct opts {
 	bool allow_icmp;
 	unsigned dns_timeout_ms;
 	long dns_ttl_min, dns_ttl_max;
+	const char *docker_socket; /* NULL: no image attribution */
 };
 
 struct daemon {
@@ -97,6 +99,7 @@ struct daemon {
 	struct udpd_shared ush;
 	struct udpd *udpd;
 	bpfload_t *bpf;
+	struct dockerimg *docker;
 	struct nfrules_cfg nf;
 	bool nf_installed;
 	struct event_base *base;
@@ -147,6 +150,8 @@ static const char usage[] =
 	"  --first-bytes-ms N      wait for client bytes before judging raw "
 	"TCP (2000)\n"
 	"  --idle-timeout S        close idle connections (300)\n"
+	"  --docker-socket PATH|none  dockerd's API, for container images "
+	"(" DOCKERIMG_SOCKET_DEFAULT ")\n"
 	"  --foreground            do not detach\n"
 	"  --cleanup               remove the rules and BPF pins of a daemon "
 	"that is not coming back\n";
@@ -215,6 +220,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "dns-timeout-ms", required_argument, NULL, 'T' },
 		{ "dns-ttl-min", required_argument, NULL, 'n' },
 		{ "dns-ttl-max", required_argument, NULL, 'x' },
+		{ "docker-socket", required_argument, NULL, 'k' },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "cleanup", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
@@ -243,6 +249,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->dns_timeout_ms = UDPD_DEFAULT_TIMEOUT_MS;
 	o->dns_ttl_min = DNSCACHE_TTL_MIN;
 	o->dns_ttl_max = DNSCACHE_TTL_MAX;
+	o->docker_socket = DOCKERIMG_SOCKET_DEFAULT;
 	while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
 		switch (c) {
 		case 'P':
@@ -377,6 +384,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (parse_uint(optarg, 86400 * 7, &v) || !v)
 				goto bad;
 			o->dns_ttl_max = (long)v;
+			break;
+		case 'k':
+			o->docker_socket = strcmp(optarg, "none") == 0 ? NULL :
+									 optarg;
 			break;
 		case 'F':
 			o->foreground = true;
@@ -962,6 +973,17 @@ static int start(struct daemon *dm)
 		dm->sh.attrib.cookie_map_fd =
 			bpfload_map_fd(dm->bpf, BPFLOAD_MAP_COOKIE);
 	}
+	/* before the workers: each one's attrib_t reads the same cache
+	 * (without BPF there is no attribution to add an image to) */
+	if (dm->o.docker_socket && !dm->o.no_bpf) {
+		dm->docker = dockerimg_new(dm->o.docker_socket);
+		if (!dm->docker) {
+			fprintf(stderr, "egressd: --docker-socket %s: %s\n",
+				dm->o.docker_socket, strerror(errno));
+			return -1;
+		}
+		dm->sh.attrib.docker = dm->docker;
+	}
 	if (strcmp(dm->o.log, "-") != 0 && mkdir_parent(dm->o.log) < 0) {
 		fprintf(stderr, "egressd: log directory for %s: %s\n",
 			dm->o.log, strerror(errno));
@@ -1019,6 +1041,8 @@ static void stop(struct daemon *dm)
 		unlink(dm->control_path);
 	}
 	jlog_close(dm->sh.log);
+	/* after the workers, whose attrib_t read it */
+	dockerimg_free(dm->docker);
 	/* the BPF links stay pinned (fail closed) until --cleanup */
 	bpfload_free(dm->bpf);
 	certforge_free(dm->sh.cf);

@@ -163,6 +163,7 @@ void pc_decide_fill(struct pconn *pc, struct policy_event *ev)
 		ev->proc.cgroup = pr->cgroup;
 		ev->proc.step = pr->step;
 		ev->proc.action = pr->action;
+		ev->proc.image = pr->image;
 	}
 }
 
@@ -191,7 +192,8 @@ static void pc_log_end(struct pconn *pc, struct jrec *r)
 
 	if (pr)
 		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, NULL, pr->step, pr->action);
+			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
+			  pr->action);
 	line = jrec_end(r, pc->cn_src_port, pr ? pr->pid : -1);
 	if (pc->cn_sh->log)
 		jlog_write(pc->cn_sh->log, line);

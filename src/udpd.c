@@ -96,7 +96,8 @@ static void udpd_log_end(struct udpd *u, struct jrec *r,
 
 	if (pr)
 		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, NULL, pr->step, pr->action);
+			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
+			  pr->action);
 	line = jrec_end(r, src_port, pr ? pr->pid : -1);
 	if (u->sh->dns.log)
 		jlog_write(u->sh->dns.log, line);
@@ -115,6 +116,7 @@ static void udpd_fill_proc(struct policy_event *ev,
 	ev->proc.cgroup = pr->cgroup;
 	ev->proc.step = pr->step;
 	ev->proc.action = pr->action;
+	ev->proc.image = pr->image;
 }
 
 static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,

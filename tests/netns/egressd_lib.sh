@@ -44,7 +44,7 @@ egressd_start() {
 		--foreground --policy "$pol" --run-dir "$d" --ca-dir "$d/ca" \
 		--log "$d/connections.jsonl" --pin-dir "$d/pins" \
 		--cgroup "$(world_cgroup "$w")" --upstream-ca "$("$SIM" ca "$w")" \
-		--workers 2 "$@" >>"$d/egressd.err" 2>&1 &
+		--workers 2 --docker-socket none "$@" >>"$d/egressd.err" 2>&1 &
 	EGRESSD_PID=$!
 	for _ in $(seq 200); do
 		if [ -S "$d/control.sock" ] &&

@@ -29,6 +29,7 @@ Suite *proxy_suite(void);
 Suite *dnsjudge_suite(void);
 Suite *nfqueue_suite(void);
 Suite *ctlookup_suite(void);
+Suite *dockerimg_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);
