@@ -205,17 +205,9 @@ void ctlookup_close(ctlookup_t *c)
 	free(c);
 }
 
-static int64_t ct_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One datagram from the kernel, waiting until deadline.  Returns its length
  * or a -errno. */
-static ssize_t ct_recv(ctlookup_t *c, int64_t deadline)
+static ssize_t ct_recv(ctlookup_t *c, double deadline)
 {
 	int fd = mnl_socket_get_fd(c->nl);
 
@@ -228,12 +220,13 @@ static ssize_t ct_recv(ctlookup_t *c, int64_t deadline)
 				      .msg_iov = &iov,
 				      .msg_iovlen = 1 };
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int64_t left = deadline - ct_now_ms();
+		double left = deadline - util_mono_now();
 		ssize_t n;
 
 		if (left <= 0)
 			return -ETIMEDOUT;
-		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+		/* rounded up: poll must not wake just before the deadline */
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
 			return -errno;
 		n = recvmsg(fd, &msg, MSG_DONTWAIT);
 		if (n < 0) {
@@ -256,7 +249,7 @@ static int ct_lookup(ctlookup_t *c, const struct ctlookup_tuple *t,
 		char buf[256];
 		struct nlmsghdr align;
 	} req;
-	int64_t deadline = ct_now_ms() + CTLOOKUP_TIMEOUT_MS;
+	double deadline = util_mono_now() + CTLOOKUP_TIMEOUT_MS / 1000.0;
 	uint32_t seq = ++c->seq;
 	size_t len = ctlookup_build_request(req.buf, sizeof(req), seq, t);
 

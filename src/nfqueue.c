@@ -415,31 +415,23 @@ static void nq_read_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- setting up ----------------------------------------------------------- */
 
-static uint64_t nq_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Waits for the answer to message seq, handling whatever comes first.
  * Returns 0 (acknowledged) or a positive errno. */
 static int nq_wait_ack(nfqueue_t *q, uint32_t seq)
 {
-	uint64_t deadline = nq_now_ms() + NQ_ACK_TIMEOUT_MS;
+	double deadline = util_mono_now() + NQ_ACK_TIMEOUT_MS / 1000.0;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = mnl_socket_get_fd(q->nl),
 				      .events = POLLIN };
-		uint64_t now = nq_now_ms();
+		double left = deadline - util_mono_now();
 		bool truncated = false;
 		ssize_t n;
 		int err;
 
-		if (now >= deadline)
+		if (left <= 0)
 			return ETIMEDOUT;
-		if (poll(&pfd, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
 			return errno;
 		n = nq_recv(q, &truncated);
 		if (n < 0) {

@@ -31,11 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctlookup.h"
 #include "nfqueue.h"
+#include "util.h"
 
 static const char usage[] =
 	"usage: nfq-probe QUEUE PLAN [--count N] [--timeout S]\n"
@@ -289,14 +289,6 @@ static int ct_open(ctlookup_t **c)
 	return 0;
 }
 
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 /* count lookups of one tuple; the time they took when more than one. */
 static int ct_mode(char **argv, long count)
 {
@@ -317,13 +309,13 @@ static int ct_mode(char **argv, long count)
 	}
 	if (ct_open(&c) < 0)
 		return 3;
-	t0 = now_us();
+	t0 = util_mono_now() * 1e6;
 	for (long i = 0; i < count; i++) {
-		double t = now_us();
+		double t = util_mono_now() * 1e6;
 
 		rc = ctlookup_orig(c, proto, rs, (uint16_t)atoi(argv[2]), rd,
 				   (uint16_t)atoi(argv[4]), &os, &od, &natted);
-		t = now_us() - t;
+		t = util_mono_now() * 1e6 - t;
 		if (t > max)
 			max = t;
 	}
@@ -331,7 +323,7 @@ static int ct_mode(char **argv, long count)
 	print_ct(rc, &os, &od, natted);
 	if (count > 1)
 		printf("lookups=%ld us_avg=%.1f us_max=%.1f\n", count,
-		       (now_us() - t0) / (double)count, max);
+		       (util_mono_now() * 1e6 - t0) / (double)count, max);
 	ctlookup_close(c);
 	return rc ? 1 : 0;
 }
