@@ -44,8 +44,10 @@ static int open_in_root(int rootfd, const char *rel, int flags)
 
 /*
  * Reads the regular file rel (relative to dirfd; resolved inside dirfd
- * when in_root) into out, at most max bytes.  Returns 1 when read, 0 when
- * there is no regular file there, -1 with errno on other errors.
+ * when in_root) into out, at most max bytes.  Returns 1 when read; 0 when
+ * there is no regular file there (errno: ENOENT, ENOTDIR or ELOOP when
+ * nothing is there, 0 for something else than a regular file); -1 with
+ * errno on other errors.
  */
 static int read_regular(int dirfd, const char *rel, bool in_root, size_t max,
 			struct strbuf *out, struct stat *st)
@@ -67,8 +69,10 @@ static int read_regular(int dirfd, const char *rel, bool in_root, size_t max,
 		return -1;
 	}
 	close(pfd);
-	if (!S_ISREG(st->st_mode))
+	if (!S_ISREG(st->st_mode)) {
+		errno = 0;
 		return 0;
+	}
 	if ((size_t)st->st_size > max) {
 		errno = EFBIG;
 		return -1;
@@ -274,7 +278,8 @@ static int load_config(struct inject_ctx *c, struct strbuf *err)
 			  &text, &c->cfg_st);
 	if (rc <= 0) {
 		strbuf_addf(err, "%s/config.json: %s", c->bundle,
-			    rc == 0 ? "not a regular file" : strerror(errno));
+			    rc == 0 && !errno ? "not a regular file"
+					      : strerror(errno));
 		strbuf_fini(&text);
 		return -1;
 	}
@@ -346,7 +351,8 @@ static int load_ca(struct inject_ctx *c, const char *ca_path,
 
 	if (rc <= 0) {
 		strbuf_addf(err, "CA %s: %s", ca_path,
-			    rc == 0 ? "not a regular file" : strerror(errno));
+			    rc == 0 && !errno ? "not a regular file"
+					      : strerror(errno));
 		return -1;
 	}
 	if (!strstr(strbuf_str(&c->ca), "-----BEGIN CERTIFICATE-----") ||
