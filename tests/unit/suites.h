@@ -27,6 +27,7 @@ Suite *nfrules_suite(void);
 Suite *jlog_suite(void);
 Suite *proxy_suite(void);
 Suite *runc_suite(void);
+Suite *runc_exec_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);
