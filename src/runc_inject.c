@@ -278,8 +278,8 @@ static int load_config(struct inject_ctx *c, struct strbuf *err)
 			  &text, &c->cfg_st);
 	if (rc <= 0) {
 		strbuf_addf(err, "%s/config.json: %s", c->bundle,
-			    rc == 0 && !errno ? "not a regular file"
-					      : strerror(errno));
+			    rc == 0 && !errno ? "not a regular file" :
+						strerror(errno));
 		strbuf_fini(&text);
 		return -1;
 	}
@@ -351,8 +351,8 @@ static int load_ca(struct inject_ctx *c, const char *ca_path,
 
 	if (rc <= 0) {
 		strbuf_addf(err, "CA %s: %s", ca_path,
-			    rc == 0 && !errno ? "not a regular file"
-					      : strerror(errno));
+			    rc == 0 && !errno ? "not a regular file" :
+						strerror(errno));
 		return -1;
 	}
 	if (!strstr(strbuf_str(&c->ca), "-----BEGIN CERTIFICATE-----") ||
