@@ -137,9 +137,13 @@ static char *identify(const struct runc_conf *c, const struct runc_args *a)
 		strbuf_adds(&sb, "image=");
 		runc_sanitize(&sb, image, 256);
 	} else if (id) {
+		struct strbuf note = { 0 };
+
 		strbuf_addf(&sb, "container=%s", id);
-		strbuf_adds(&why, " (image lookup)");
-		runc_report(c->log, false, strbuf_str(&why));
+		strbuf_addf(&note, "no image name for container %s: %s", id,
+			    strbuf_str(&why));
+		runc_report(c->log, false, strbuf_str(&note));
+		strbuf_fini(&note);
 	} else {
 		strbuf_adds(&sb, "bundle=");
 		runc_sanitize(&sb, canon ? canon : a->bundle, 256);

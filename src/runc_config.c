@@ -13,8 +13,8 @@
 #define ARGS_MAX 256
 
 /*
- * The variables the wrapper sets, in order; with_ca: the value is the CA
- * itself (Node adds it to its own store), otherwise the system bundle.
+ * The variables the wrapper sets, in order; ca_only: the value is the CA
+ * alone (Node adds it to its own store), otherwise the system bundle.
  */
 static const struct {
 	const char *key;
