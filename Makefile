@@ -67,9 +67,11 @@ CORE_SRCS += src/tlsparse.c src/certforge.c
 CORE_SRCS += src/nfrules.c src/ctl_nf.c
 # The daemon's shared pieces and egressctl's daemon client.
 CORE_SRCS += src/polref.c src/ctl_daemon.c
+# DNS judging, shared by the UDP DNS proxy and DNS over TCP.
+CORE_SRCS += src/dnsjudge.c
 # The transparent proxy (needs llhttp): linked into egressd and the unit
 # tests only.
-PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c
+PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c
 # egress-runc, the runc wrapper: runs on every runc call, so it links only
 # these, util.c and jansson.
 RUNC_SRCS := src/runc_args.c src/runc_conf.c src/runc_config.c \

@@ -707,6 +707,10 @@ static void fill_nf(struct daemon *dm)
 	dm->nf.nbridges = dm->o.nbridges;
 	dm->nf.intercept_loopback = dm->o.intercept_loopback;
 	dm->nf.exempt_uid = dm->o.exempt_uid;
+	dm->nf.dns_port = NFRULES_DEFAULT_DNS_PORT;
+	dm->nf.queue_num = NFRULES_DEFAULT_QUEUE;
+	dm->nf.mark_dns = NFRULES_DEFAULT_MARK_DNS;
+	dm->nf.mark_udp = NFRULES_DEFAULT_MARK_UDP;
 }
 
 /* mkdir -p of the directory holding path. */

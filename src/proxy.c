@@ -92,14 +92,6 @@ time_t pc_now(void)
 	return ts.tv_sec;
 }
 
-static double pc_now_precise(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void pc_dbg(const struct pconn *pc, const char *fmt, ...)
 {
 	va_list ap;
@@ -126,6 +118,7 @@ const char *pc_state_str(enum pc_state s)
 		[PC_BLOCK_WAIT] = "block-wait",
 		[PC_RELAY] = "relay",
 		[PC_FINAL] = "final",
+		[PC_DNS] = "dns",
 	};
 
 	return (unsigned)s < PC_STATE_MAX ? names[s] : "?";
@@ -180,7 +173,7 @@ void pc_decide(struct pconn *pc, struct policy_event *ev, bool mitm,
 
 	pc_decide_fill(pc, ev);
 	policy_decide(polhold_policy(h), pc->cn_sh->cache, pc->cn_sh->audit,
-		      mitm, pc_now_precise(), ev, d);
+		      mitm, util_mono_now(), ev, d);
 	polref_put(h);
 }
 
@@ -349,6 +342,8 @@ void pc_close(struct pconn *pc, const char *reason)
 	}
 	pc_http_free(pc->cn_http);
 	pc->cn_http = NULL;
+	pc_dns_free(pc->cn_dns);
+	pc->cn_dns = NULL;
 	pc_splice_stop(pc);
 	/* Each bufferevent owns its socket (and a TLS one its SSL), so these
 	 * close everything. */
@@ -839,6 +834,12 @@ static void half_read_cb(struct bufferevent *bev, void *arg)
 	case PC_RELAY:
 		pc_relay_move(h);
 		break;
+	case PC_DNS:
+		if (client)
+			pc_dns_feed(pc);
+		else
+			pc_dns_upstream(pc);
+		break;
 	case PC_TLS_HS:
 		/* Bytes decrypted right behind the client's Finished: kept
 		 * for the CONNECTED event, which comes next. */
@@ -862,6 +863,11 @@ static void half_write_cb(struct bufferevent *bev, void *arg)
 	if (pc->cn_state == PC_FINAL) {
 		if (h == &pc->cn_cl && left == 0)
 			pc_close(pc, "final reply sent");
+		return;
+	}
+	if (pc->cn_state == PC_DNS) {
+		if (h == &pc->cn_cl && left <= PROXY_RELAY_LOW)
+			pc_dns_client_drained(pc);
 		return;
 	}
 	if (src->throttled && left <= PROXY_RELAY_LOW) {
@@ -925,6 +931,10 @@ static void pc_up_failed(struct pconn *pc)
 			 pc->cn_upst.tls ? " over TLS" : "");
 	err = verify ? "tls_upstream_verify_failed" : "upstream_connect_failed";
 	pc_dbg(pc, "upstream failed: %s", why);
+	if (pc->cn_state == PC_DNS) {
+		pc_dns_upstream_gone(pc);
+		return;
+	}
 	pc_req_flush(pc, err);
 	if (pc->cn_state == PC_HTTP || pc->cn_state == PC_UPGRADE_WAIT) {
 		char body[256];
@@ -986,6 +996,12 @@ static void pc_half_eof(struct pc_half *h)
 	case PC_RELAY:
 		pc_relay_move(h);
 		pc_pass_eof(h);
+		return;
+	case PC_DNS:
+		if (h == &pc->cn_cl)
+			pc_dns_feed(pc); /* ends the connection when done */
+		else
+			pc_dns_upstream_gone(pc);
 		return;
 	case PC_FINAL:
 	default:
@@ -1319,6 +1335,14 @@ static void pconn_new(struct worker *w, int fd)
 		return;
 	}
 	pc_half_setcb(&pc->cn_cl);
+	if (pc->cn_dst_port == PROXY_DNS_PORT) {
+		/* SPEC §9.3: TCP to port 53 is DNS, judged query by query. */
+		bufferevent_setwatermark(pc->cn_cl.bev, EV_READ, 0,
+					 PROXY_READ_MAX);
+		bufferevent_enable(pc->cn_cl.bev, EV_READ | EV_WRITE);
+		pc_dns_start(pc);
+		return;
+	}
 	bufferevent_setwatermark(pc->cn_cl.bev, EV_READ, 0, PROXY_CLASSIFY_MAX);
 	bufferevent_enable(pc->cn_cl.bev, EV_READ | EV_WRITE);
 	pc_arm_first(pc);

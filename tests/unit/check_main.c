@@ -28,6 +28,7 @@ int main(void)
 		dnsmsg_suite,	    svc_suite,		 jlog_suite,
 		nfrules_suite,	    tlsparse_suite,	 certforge_suite,
 		proxy_suite,	    runc_suite,		 runc_exec_suite,
+		dnsjudge_suite,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

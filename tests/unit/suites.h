@@ -28,6 +28,7 @@ Suite *jlog_suite(void);
 Suite *proxy_suite(void);
 Suite *runc_suite(void);
 Suite *runc_exec_suite(void);
+Suite *dnsjudge_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);
