@@ -78,8 +78,13 @@ CORE_SRCS += src/nfqueue.c src/ctlookup.c
 # tests only.
 PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c \
 	src/udpd.c
-PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c
-PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim
+# egress-runc, the runc wrapper: runs on every runc call, so it links only
+# these, util.c and jansson.
+RUNC_SRCS := src/runc_args.c src/runc_conf.c src/runc_config.c \
+	src/runc_inject.c src/runc_docker.c src/runc_exec.c
+PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c src/egress_runc.c
+PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim \
+	$(BUILD)/egress-runc
 # The simulator (world builder, test PKI, simulated internet services):
 # linked into egress-sim and the unit-test runner, never into egressd.
 SIM_SRCS := $(filter-out sim/egress-sim.c,$(wildcard sim/*.c))
@@ -93,10 +98,11 @@ LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o \
 
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS))
 PROXY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(PROXY_SRCS))
+RUNC_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(RUNC_SRCS))
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(PROXY_SRCS) \
-	$(SIM_SRCS) \
+	$(SIM_SRCS) $(RUNC_SRCS) \
 	$(UNIT_SRCS))
 
 all: $(PROGS) $(BPF_SKELS) $(BUILD)/libllhttp.a
@@ -114,6 +120,12 @@ $(BUILD)/egress-sim: $(BUILD)/sim/egress-sim.o $(SIM_OBJS) $(CORE_OBJS) \
 		$(BUILD)/libllhttp.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
+$(BUILD)/egress-runc: $(BUILD)/src/egress_runc.o $(RUNC_OBJS) \
+		$(BUILD)/src/util.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(JANSSON_LIBS)
 
 $(BUILD)/%.o: %.c | $(BPF_SKELS)
 	$(call msg,CC,$<)
@@ -168,6 +180,7 @@ check: check-unit check-netns check-docker
 check-unit: $(BUILD)/check_unit $(PROGS)
 	$(call msg,TEST,unit)
 	$(Q)EGRESSCTL=$(CURDIR)/$(BUILD)/egressctl \
+		EGRESS_RUNC=$(CURDIR)/$(BUILD)/egress-runc \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/check_unit
 
@@ -233,10 +246,12 @@ install: all
 	install -m 0755 $(BUILD)/egressd $(DESTDIR)$(PREFIX)/sbin/egressd
 	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
 	install -m 0755 $(BUILD)/egress-sim $(DESTDIR)$(PREFIX)/bin/egress-sim
+	install -m 0755 $(BUILD)/egress-runc $(DESTDIR)$(PREFIX)/sbin/egress-runc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl $(DESTDIR)$(PREFIX)/bin/egress-sim \
-		$(DESTDIR)$(PREFIX)/sbin/egressd
+		$(DESTDIR)$(PREFIX)/sbin/egressd \
+		$(DESTDIR)$(PREFIX)/sbin/egress-runc
 
 # ---- formatting -----------------------------------------------------------
 
