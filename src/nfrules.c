@@ -322,7 +322,10 @@ static void nf_block_udp_host(struct strbuf *sb, const struct nfrules_cfg *c,
  * Everything left goes to the queue: a UDP flow's first packet to be
  * judged, any other protocol to be dropped and logged.  ICMP errors about
  * flows already judged (RELATED: port unreachable, fragmentation needed)
- * must flow for those flows to work.  No --queue-bypass: with no consumer
+ * must flow for those flows to work.  IGMP is the kernel's own group
+ * membership reporting: sent with TTL 1 and never forwarded by a router
+ * (RFC 2236, 3376), it cannot leave the link, so it is not egress.  No
+ * --queue-bypass: with no consumer
  * the kernel drops what is queued, so a dead daemon lets nothing through.
  */
 static void nf_block_queue(struct strbuf *sb, const struct nfrules_cfg *c,
@@ -331,6 +334,7 @@ static void nf_block_queue(struct strbuf *sb, const struct nfrules_cfg *c,
 	nf_rule(sb, chain, "-p udp -j NFQUEUE --queue-num %u", c->queue_num);
 	if (c->allow_icmp)
 		nf_rule(sb, chain, "-p icmp -j RETURN");
+	nf_rule(sb, chain, "-p igmp -j RETURN");
 	nf_rule(sb, chain, "-m conntrack --ctstate RELATED -j RETURN");
 	nf_rule(sb, chain, "-j NFQUEUE --queue-num %u", c->queue_num);
 }

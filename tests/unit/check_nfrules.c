@@ -87,6 +87,7 @@ static const char default_script[] =
 	"-j NFQUEUE --queue-num 1\n"
 	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -j RETURN\n"
 	"-A EGRESS_OUTPUT -p udp -j NFQUEUE --queue-num 1\n"
+	"-A EGRESS_OUTPUT -p igmp -j RETURN\n"
 	"-A EGRESS_OUTPUT -m conntrack --ctstate RELATED -j RETURN\n"
 	"-A EGRESS_OUTPUT -j NFQUEUE --queue-num 1\n"
 	"-A EGRESS_PREROUTING -m mark --mark 0x10000000/0x10000000 "
@@ -104,6 +105,7 @@ static const char default_script[] =
 	"-A EGRESS_BRIDGE -p udp -m mark --mark 0x40000000/0x40000000 "
 	"-j RETURN\n"
 	"-A EGRESS_BRIDGE -p udp -j NFQUEUE --queue-num 1\n"
+	"-A EGRESS_BRIDGE -p igmp -j RETURN\n"
 	"-A EGRESS_BRIDGE -m conntrack --ctstate RELATED -j RETURN\n"
 	"-A EGRESS_BRIDGE -j NFQUEUE --queue-num 1\n"
 	"-I OUTPUT 1 -j EGRESS_OUTPUT\n"
@@ -227,6 +229,7 @@ START_TEST(test_script_mangle_order)
 		"--queue-num 1",
 		"-d 127.0.0.0/8 -j RETURN",
 		"-p udp -j NFQUEUE --queue-num 1",
+		"-p igmp -j RETURN",
 		"-m conntrack --ctstate RELATED -j RETURN",
 		"-j NFQUEUE --queue-num 1",
 	};
@@ -305,7 +308,7 @@ START_TEST(test_script_intercept_loopback)
 	/* loopback UDP goes to the queue like any other */
 	out = chain_rules(s, "mangle", "EGRESS_OUTPUT");
 	ck_assert_int_eq(rule_index(out, "-p udp -j NFQUEUE --queue-num 1"), 7);
-	ck_assert_int_eq(tu_lines(out), 10);
+	ck_assert_int_eq(tu_lines(out), 11);
 	free(out);
 	free(s);
 }
@@ -373,9 +376,10 @@ START_TEST(test_script_allow_icmp)
 	/* after UDP is queued, before the catch-all queue */
 	ck_assert_int_eq(rule_index(out, "-p udp -j NFQUEUE --queue-num 1"), 9);
 	ck_assert_int_eq(rule_index(out, "-p icmp -j RETURN"), 10);
-	ck_assert_int_eq(rule_index(out, "-j NFQUEUE --queue-num 1"), 12);
+	ck_assert_int_eq(rule_index(out, "-p igmp -j RETURN"), 11);
+	ck_assert_int_eq(rule_index(out, "-j NFQUEUE --queue-num 1"), 13);
 	ck_assert_int_eq(rule_index(bridge, "-p icmp -j RETURN"), 7);
-	ck_assert_int_eq(rule_index(bridge, "-j NFQUEUE --queue-num 1"), 9);
+	ck_assert_int_eq(rule_index(bridge, "-j NFQUEUE --queue-num 1"), 10);
 	free(out);
 	free(bridge);
 	free(s);
