@@ -267,7 +267,7 @@ static int write_svc_config(const struct sim_world *w, char *path, size_t len)
 		" s:[{s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o},"
 		"    {s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o}],"
 		" s:[{s:s,s:i,s:O,s:i},{s:s,s:i,s:O,s:i}],"
-		" s:[{s:s,s:i}],"
+		" s:[{s:s,s:i},{s:s,s:i}],"
 		" s:[{s:s,s:i},{s:s,s:i}],"
 		" s:[{s:s,s:i,s:s}]}",
 		"log", log,
@@ -290,10 +290,11 @@ static int write_svc_config(const struct sim_world *w, char *path, size_t len)
 		300, "addr", SIM_RESOLVER2, "port", 53, "zone", zone_j, "ttl",
 		300,
 		/* echo services and a server-first protocol */
-		"udp_echo", "addr", "203.0.113.10", "port", 9999, "tcp_echo",
-		"addr", "203.0.113.10", "port", 7, "addr", "203.0.113.10",
-		"port", 22, "tcp_banner", "addr", "203.0.113.10", "port", 25,
-		"banner", "220 sim.test ESMTP egress-sim\r\n");
+		"udp_echo", "addr", "203.0.113.10", "port", 9999, "addr",
+		"203.0.113.10", "port", 9998, "tcp_echo", "addr",
+		"203.0.113.10", "port", 7, "addr", "203.0.113.10", "port", 22,
+		"tcp_banner", "addr", "203.0.113.10", "port", 25, "banner",
+		"220 sim.test ESMTP egress-sim\r\n");
 	json_decref(zone_j);
 	if (!cfg) {
 		fprintf(stderr,
