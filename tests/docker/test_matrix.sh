@@ -29,8 +29,14 @@ SYNC=$D/sync
 mkdir -p "$D" "$SYNC"
 SVC=/run/egress-sim/$W/services.jsonl
 POL=$D/policy.txt
-printf 'example.test:80|443\n203.0.113.10:7\n203.0.113.10:9999/udp\n%s' \
-	"$DNS_RULES" >"$POL"
+cat >"$POL" <<EOF
+example.test:80|443
+203.0.113.10:7
+203.0.113.10:9999/udp
+dns:image-dns.other.test image=sim-tools-deb:1
+dns:docker-dns.other.test cgroup=@docker
+$DNS_RULES
+EOF
 IMG=sim-tools-deb:1
 
 mkdir -p "$D/pins"
@@ -175,6 +181,19 @@ for net in bridge host user; do
 				"$2 $DOCKERD_PID /usr/sbin/dockerd /egress-sim/$W/dockerd None" \
 				"$(jf "$line" policy) $(jf "$line" pid) $(jf "$line" exe) $(jf "$line" cgroup) $(jf "$line" image)"
 		done
+		# so a DNS rule scoped to an image never matches such queries,
+		# while cgroup=@docker does (dockerd's own cgroup says docker)
+		out=$(docker run --rm "${nopt[@]}" "$IMG" nslookup image-dns.other.test 2>&1)
+		check_match "$net: a dns: rule with image= does not admit queries through the embedded resolver" \
+			"image-dns.other.test: REFUSED" "$out"
+		out=$(docker run --rm "${nopt[@]}" "$IMG" nslookup docker-dns.other.test 2>&1)
+		check_match "$net: ... one with cgroup=@docker does (dockerd's cgroup)" \
+			"docker-dns.other.test: NXDOMAIN" "$out"
+	fi
+	if [ "$net" = bridge ]; then
+		out=$(docker run --rm "${nopt[@]}" "$IMG" nslookup image-dns.other.test 2>&1)
+		check_match "$net: a dns: rule with image= admits the image's own queries" \
+			"image-dns.other.test: NXDOMAIN" "$out"
 	fi
 
 	# ---- UDP (not DNS) ----
