@@ -22,7 +22,7 @@ PKGS=(
 	node-llhttp
 	# tests
 	check iproute2 iptables procps util-linux curl openssl socat
-	dnsutils
+	dnsutils python3
 	# the Docker tier: dockerd confined to a simulated netns, busybox images
 	docker.io busybox-static
 	# benchmarks: load generators, a fast static server, the peer proxies
