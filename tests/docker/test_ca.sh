@@ -76,7 +76,7 @@ VERIFY='openssl s_client -connect example.test:443 -servername example.test -ver
 
 # ---- each image flavour: curl and openssl verify egressd's certificates ----
 for f in deb rhel none; do
-	out=$(docker run --rm "sim-tools-$f:1" sh -c "curl -sS -m 5 https://example.test/ca-$f; $VERIFY" 2>&1)
+	out=$(docker run --rm "sim-tools-$f:1" sh -c "exec 2>&1; curl -sS -m 5 https://example.test/ca-$f; $VERIFY" 2>&1)
 	check_eq "$f: curl verifies the MITM certificate, no -k or --cacert" \
 		"hello from example.test GET /ca-$f" "$(head -n 1 <<<"$out")"
 	check_eq "$f: openssl s_client verifies it too" "Verify return code: 0 (ok)" \
@@ -85,7 +85,7 @@ for f in deb rhel none; do
 		"$(line=$(log_wait https "\"url\":\"https://example.test/ca-$f\"") && echo "$(jf "$line" policy) $(jf "$line" image)")"
 done
 
-out=$(docker run --rm sim-tools-deb:1 sh -c 'echo "$SSL_CERT_FILE"
+out=$(docker run --rm sim-tools-deb:1 sh -c 'exec 2>&1; echo "$SSL_CERT_FILE"
 sha256sum /etc/ssl/certs/ca-certificates.crt | cut -d" " -f1
 env -u SSL_CERT_FILE -u REQUESTS_CA_BUNDLE -u AWS_CA_BUNDLE -u HEX_CACERTS_PATH \
 	curl -sS -m 5 https://example.test/ca-deb-default' 2>&1)
@@ -96,7 +96,7 @@ hello from example.test GET /ca-deb-default" "$out"
 
 RHEL_PATHS="/etc/pki/tls/certs/ca-bundle.crt /etc/pki/tls/cert.pem /etc/ssl/cert.pem
 /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
-out=$(docker run --rm sim-tools-rhel:1 sh -c 'echo "$SSL_CERT_FILE"
+out=$(docker run --rm sim-tools-rhel:1 sh -c 'exec 2>&1; echo "$SSL_CERT_FILE"
 for p in '"$(echo $RHEL_PATHS)"'; do sha256sum "$p" | cut -d" " -f1; done
 env -u SSL_CERT_FILE curl -sS -m 5 https://example.test/ca-rhel-default' 2>&1)
 check_eq "rhel: SSL_CERT_FILE names the RHEL bundle; every path to it (symlinks) shows the image's bundle plus the CA" \
@@ -110,7 +110,7 @@ $MERGED" "$(head -n 5 <<<"$out")"
 # merged RHEL path)
 check_match "rhel: ... without the variable, Debian's curl finds no bundle at its compiled-in path" \
 	"curl: \(77\) error setting certificate file: /etc/ssl/certs/ca-certificates.crt" "$out"
-out=$(docker run --rm sim-tools-none:1 sh -c 'echo "$SSL_CERT_FILE"; ls /etc/ssl 2>&1
+out=$(docker run --rm sim-tools-none:1 sh -c 'exec 2>&1; echo "$SSL_CERT_FILE"; ls /etc/ssl
 cmp /tmp/egress-ca.pem "$SSL_CERT_FILE" && echo same' 2>&1)
 check_eq "none: no bundle appears; SSL_CERT_FILE names the CA alone" \
 	"/tmp/egress-ca.pem
@@ -158,7 +158,7 @@ check_fails "no layer of the built image holds any of the CA's content" \
 	grep -raqF -f "$CALINES" "$D/saved"
 
 # ---- an image that presets SSL_CERT_FILE ---------------------------------------
-out=$(docker run --rm sim-tools-env:1 sh -c 'echo "$SSL_CERT_FILE $REQUESTS_CA_BUNDLE"
+out=$(docker run --rm sim-tools-env:1 sh -c 'exec 2>&1; echo "$SSL_CERT_FILE $REQUESTS_CA_BUNDLE"
 curl -sS -m 5 https://example.test/env-preset' 2>&1)
 check_eq "an image's own SSL_CERT_FILE is kept; the variables it lacks are added" \
 	"/etc/ssl/own-bundle.pem /etc/ssl/certs/ca-certificates.crt" "$(grep '^/' <<<"$out")"
@@ -172,7 +172,13 @@ check_match "a variable set with docker run -e is kept with a warning naming the
 
 # ---- passthrough scoped to containers and to an image -------------------------
 ISSUER='issuer: |hello from|curl: \('
-pt() { docker run --rm -v "$WCA:/world-ca.pem:ro" "$@" 2>&1 | grep -E "$ISSUER"; }
+# pt IMAGE CMD...: CMD's output in order (curl -v writes to stderr)
+pt() {
+	local image=$1
+	shift
+	docker run --rm -v "$WCA:/world-ca.pem:ro" "$image" sh -c 'exec "$@" 2>&1' sh "$@" |
+		grep -E "$ISSUER"
+}
 out=$(pt sim-tools-deb:1 curl -sSv -m 5 --cacert /world-ca.pem https://www.example.test/pt-docker)
 check_match "cgroup=@docker passthrough: a container sees the real server certificate" \
 	"issuer: O=egress-sim; CN=egress-sim test CA \($W\).*hello from www.example.test GET /pt-docker" \

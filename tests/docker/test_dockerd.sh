@@ -63,15 +63,17 @@ check_match "an image is imported" "sim-busybox" "$(in_world "$W" host docker im
 
 # No egressd has published a CA yet: the wrapper fails open.
 RLOG=/run/egress-sim/$W/egress-runc.log
+ERR=$(mktemp)
 out=$(in_world "$W" host docker run --rm sim-busybox:1 sh -c \
-	'echo started; env | grep -c SSL_CERT_FILE; ls /tmp/egress-ca.pem' 2>&1)
-check_match "with no egressd CA yet a container still starts" "started" "$out"
-check_match "... without the CA or its variables" \
-	"started.0.ls: /tmp/egress-ca.pem: No such file or directory" "$(tr '\n' . <<<"$out")"
+	'echo started; env | grep -c SSL_CERT_FILE; ls /tmp/egress-ca.pem 2>&1' 2>"$ERR")
+check_match "with no egressd CA yet a container still starts" "^started" "$out"
+check_eq "... without the CA or its variables" \
+	"started.0.ls: /tmp/egress-ca.pem: No such file or directory." "$(tr '\n' . <<<"$out")"
 # (without a TTY, runc's stderr during create is the container's stderr)
 check_eq "... and the wrapper says so in one line on its stderr" \
 	"egress-runc: CA /run/egress-sim/$W/egressd/ca.pem: No such file or directory; starting the container without the egress CA" \
-	"$(grep egress-runc <<<"$out")"
+	"$(cat "$ERR")"
+rm -f "$ERR"
 check_match "... and in its log" "starting the container without the egress CA" "$(cat "$RLOG")"
 # Once the CA exists (any PEM will do here), containers get it.
 mkdir -p "/run/egress-sim/$W/egressd"
