@@ -65,6 +65,9 @@ struct udpd_q {
 	uint16_t client_id, up_id;
 	uint8_t *query; /* as the client sent it */
 	size_t qlen;
+	/* When SERVFAIL is due: a persistent event's timeout restarts at
+	 * every wake-up, so a resolver sending junk could hold the query. */
+	double deadline;
 	struct dnsj_query q;
 };
 
@@ -443,7 +446,7 @@ static void udpd_up_cb(evutil_socket_t fd, short what, void *arg)
 	struct udpd *u = pq->u;
 	ssize_t n;
 
-	if (what & EV_TIMEOUT) {
+	if ((what & EV_TIMEOUT) || util_mono_now() >= pq->deadline) {
 		udpd_q_servfail(pq, "no reply in time");
 		return;
 	}
@@ -511,6 +514,7 @@ static int udpd_forward(struct udpd *u, struct udpd_q *pq, struct in_addr dst,
 		return -1;
 	}
 	free(msg);
+	pq->deadline = util_mono_now() + u->sh->timeout_ms / 1000.0;
 	pq->ev = event_new(u->base, fd, EV_READ | EV_PERSIST, udpd_up_cb, pq);
 	if (!pq->ev || event_add(pq->ev, &tv) < 0)
 		return -1;
