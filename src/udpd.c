@@ -25,6 +25,7 @@
 #include "ctlookup.h"
 #include "hmap.h"
 #include "nfqueue.h"
+#include "procinfo.h"
 #include "util.h"
 
 /* Queue records (the fallback for the resolver): how many, how long. */
@@ -95,31 +96,7 @@ struct udpd {
 static void udpd_log_end(struct udpd *u, struct jrec *r,
 			 const struct attrib_proc *pr, int src_port)
 {
-	char *line;
-
-	if (pr)
-		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
-			  pr->action);
-	line = jrec_end(r, src_port, pr ? pr->pid : -1);
-	if (u->sh->dns.log)
-		jlog_write(u->sh->dns.log, line);
-	else
-		free(line);
-}
-
-static void udpd_fill_proc(struct policy_event *ev,
-			   const struct attrib_proc *pr)
-{
-	if (!pr)
-		return;
-	ev->proc.exe = pr->exe;
-	ev->proc.cmdline = (const char *const *)pr->cmdline;
-	ev->proc.ncmdline = pr->ncmdline;
-	ev->proc.cgroup = pr->cgroup;
-	ev->proc.step = pr->step;
-	ev->proc.action = pr->action;
-	ev->proc.image = pr->image;
+	procinfo_log_end(u->sh->dns.log, r, pr, src_port);
 }
 
 static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,
@@ -280,7 +257,7 @@ static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
 	inet_ntop(AF_INET, &ip->daddr, dst, sizeof(dst));
 	ev.dst_ip = dst;
 	ev.dst_port = dport;
-	udpd_fill_proc(&ev, pr);
+	procinfo_to_policy(pr, &ev.proc);
 	h = polref_get(u->sh->dns.policy);
 	policy_decide(polhold_policy(h), NULL, u->sh->dns.audit, false,
 		      util_mono_now(), &ev, &d);
