@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "procinfo.h"
 #include "util.h"
 
 enum dnsj_form dnsj_parse_query(struct dnsj_query *q, const void *msg,
@@ -57,15 +58,7 @@ static void dnsj_fill_event(const struct dnsj_query *q, struct policy_event *ev)
 	ev->dst_ip = q->dst_ip[0] ? q->dst_ip : "unknown";
 	ev->dst_port = q->dst_port;
 	ev->name = q->msg.q.name;
-	if (pr) {
-		ev->proc.exe = pr->exe;
-		ev->proc.cmdline = (const char *const *)pr->cmdline;
-		ev->proc.ncmdline = pr->ncmdline;
-		ev->proc.cgroup = pr->cgroup;
-		ev->proc.step = pr->step;
-		ev->proc.action = pr->action;
-		ev->proc.image = pr->image;
-	}
+	procinfo_to_policy(pr, &ev->proc);
 }
 
 static void dnsj_log_dst(struct jrec *r, const struct dnsj_query *q)
@@ -78,18 +71,7 @@ static void dnsj_log_dst(struct jrec *r, const struct dnsj_query *q)
 static void dnsj_log_tail(const struct dnsj_env *e, struct jrec *r,
 			  const struct dnsj_query *q)
 {
-	const struct attrib_proc *pr = q->proc;
-	char *line;
-
-	if (pr)
-		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
-			  pr->action);
-	line = jrec_end(r, q->src_port, pr ? pr->pid : -1);
-	if (e->log)
-		jlog_write(e->log, line);
-	else
-		free(line);
+	procinfo_log_end(e->log, r, q->proc, q->src_port);
 }
 
 static void dnsj_log_query(const struct dnsj_env *e, const struct dnsj_query *q)

@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "procinfo.h"
 #include "proxy_int.h"
 #include "util.h"
 
@@ -156,15 +157,7 @@ void pc_decide_fill(struct pconn *pc, struct policy_event *ev)
 
 	ev->dst_ip = pc->cn_dst_ip;
 	ev->dst_port = pc->cn_dst_port;
-	if (pr) {
-		ev->proc.exe = pr->exe;
-		ev->proc.cmdline = (const char *const *)pr->cmdline;
-		ev->proc.ncmdline = pr->ncmdline;
-		ev->proc.cgroup = pr->cgroup;
-		ev->proc.step = pr->step;
-		ev->proc.action = pr->action;
-		ev->proc.image = pr->image;
-	}
+	procinfo_to_policy(pr, &ev->proc);
 }
 
 void pc_decide(struct pconn *pc, struct policy_event *ev, bool mitm,
@@ -187,18 +180,7 @@ static void pc_log_begin(struct pconn *pc, struct jrec *r, const char *type)
 
 static void pc_log_end(struct pconn *pc, struct jrec *r)
 {
-	const struct attrib_proc *pr = pc->cn_proc;
-	char *line;
-
-	if (pr)
-		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
-			  pr->action);
-	line = jrec_end(r, pc->cn_src_port, pr ? pr->pid : -1);
-	if (pc->cn_sh->log)
-		jlog_write(pc->cn_sh->log, line);
-	else
-		free(line);
+	procinfo_log_end(pc->cn_sh->log, r, pc->cn_proc, pc->cn_src_port);
 }
 
 void pc_log_tcp(struct pconn *pc, const struct policy_decision *d)

@@ -102,6 +102,21 @@ static void pc_dns_reply_rcode(struct pconn *pc, const void *query, size_t qlen,
 		pc_dns_send_client(pc, out, n);
 }
 
+/*
+ * A partial query must complete, and a forwarded one be answered, within
+ * PROXY_HEAD_TIMEOUT_S: counted from the first byte or the first pending
+ * query, restarted by each answer (progress); off when nothing waits.
+ */
+static void pc_dns_deadline(struct pconn *pc, bool partial, bool progress)
+{
+	bool waiting = partial || pc->cn_dns->npending;
+
+	if (!waiting)
+		pc_set_deadline(pc, false);
+	else if (!pc->cn_deadline || progress)
+		pc_set_deadline(pc, true);
+}
+
 /* Nothing pending and the client is done: the connection ends once its
  * answers are out. */
 static void pc_dns_maybe_done(struct pconn *pc)
@@ -220,12 +235,7 @@ void pc_dns_feed(struct pconn *pc)
 		p = evbuffer_pullup(in, avail < 2 ? (ssize_t)avail : 2);
 		if (!p || dnsmsg_tcp_len(p, avail, &mlen) < 0 ||
 		    avail < 2 + mlen) {
-			/* A partial message must complete in time, counted
-			 * from its first byte. */
-			if (!avail)
-				pc_set_deadline(pc, false);
-			else if (!pc->cn_deadline)
-				pc_set_deadline(pc, true);
+			pc_dns_deadline(pc, avail != 0, false);
 			break;
 		}
 		if (mlen < DNSMSG_HDRLEN) {
@@ -310,6 +320,12 @@ void pc_dns_upstream(struct pconn *pc)
 		}
 		evbuffer_drain(in, 2 + mlen);
 	}
+	if (pc->cn_closed)
+		return;
+	pc_dns_deadline(
+		pc,
+		evbuffer_get_length(bufferevent_get_input(pc->cn_cl.bev)) != 0,
+		true);
 	pc_dns_maybe_done(pc);
 }
 

@@ -25,6 +25,7 @@
 #include "ctlookup.h"
 #include "hmap.h"
 #include "nfqueue.h"
+#include "procinfo.h"
 #include "util.h"
 
 /* Queue records (the fallback for the resolver): how many, how long. */
@@ -65,6 +66,9 @@ struct udpd_q {
 	uint16_t client_id, up_id;
 	uint8_t *query; /* as the client sent it */
 	size_t qlen;
+	/* When SERVFAIL is due: a persistent event's timeout restarts at
+	 * every wake-up, so a resolver sending junk could hold the query. */
+	double deadline;
 	struct dnsj_query q;
 };
 
@@ -92,31 +96,7 @@ struct udpd {
 static void udpd_log_end(struct udpd *u, struct jrec *r,
 			 const struct attrib_proc *pr, int src_port)
 {
-	char *line;
-
-	if (pr)
-		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, pr->image, pr->step,
-			  pr->action);
-	line = jrec_end(r, src_port, pr ? pr->pid : -1);
-	if (u->sh->dns.log)
-		jlog_write(u->sh->dns.log, line);
-	else
-		free(line);
-}
-
-static void udpd_fill_proc(struct policy_event *ev,
-			   const struct attrib_proc *pr)
-{
-	if (!pr)
-		return;
-	ev->proc.exe = pr->exe;
-	ev->proc.cmdline = (const char *const *)pr->cmdline;
-	ev->proc.ncmdline = pr->ncmdline;
-	ev->proc.cgroup = pr->cgroup;
-	ev->proc.step = pr->step;
-	ev->proc.action = pr->action;
-	ev->proc.image = pr->image;
+	procinfo_log_end(u->sh->dns.log, r, pr, src_port);
 }
 
 static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,
@@ -277,7 +257,7 @@ static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
 	inet_ntop(AF_INET, &ip->daddr, dst, sizeof(dst));
 	ev.dst_ip = dst;
 	ev.dst_port = dport;
-	udpd_fill_proc(&ev, pr);
+	procinfo_to_policy(pr, &ev.proc);
 	h = polref_get(u->sh->dns.policy);
 	policy_decide(polhold_policy(h), NULL, u->sh->dns.audit, false,
 		      util_mono_now(), &ev, &d);
@@ -443,7 +423,7 @@ static void udpd_up_cb(evutil_socket_t fd, short what, void *arg)
 	struct udpd *u = pq->u;
 	ssize_t n;
 
-	if (what & EV_TIMEOUT) {
+	if ((what & EV_TIMEOUT) || util_mono_now() >= pq->deadline) {
 		udpd_q_servfail(pq, "no reply in time");
 		return;
 	}
@@ -511,6 +491,7 @@ static int udpd_forward(struct udpd *u, struct udpd_q *pq, struct in_addr dst,
 		return -1;
 	}
 	free(msg);
+	pq->deadline = util_mono_now() + u->sh->timeout_ms / 1000.0;
 	pq->ev = event_new(u->base, fd, EV_READ | EV_PERSIST, udpd_up_cb, pq);
 	if (!pq->ev || event_add(pq->ev, &tv) < 0)
 		return -1;

@@ -33,6 +33,7 @@ cat >"$POL" <<'EOF'
 198.51.100.53:53/udp
 127.0.0.53:53/udp
 203.0.113.10:53/udp
+198.51.100.14:53/udp
 203.0.113.10:9999/udp
 example.test
 other.test
@@ -212,6 +213,10 @@ check_eq "a forged reply from another address and a wrong id are ignored" "rcode
 ign1=$(status_field udp.dns.ignored_replies)
 check "the wrong-id reply was counted as ignored" test $((ign1 - ign0)) -ge 1
 
+# An allowed resolver with nothing listening: SERVFAIL, at once.
+out=$(tool host query 198.51.100.14 example.test)
+check_eq "a resolver that refuses the datagram gives SERVFAIL" "rcode 2 answers " "$out"
+
 # ---- hostile input -------------------------------------------------------------
 # truncated header; a question whose name points at itself; qdcount 65535
 for hex in 1234 \
@@ -241,6 +246,21 @@ check "both were logged as type ip, protocol 1, deny" test $(($(count_lines ip '
 egressd_stop "$W"
 check "egressd restarts with --allow-icmp" egressd_start "$W" "$POL" --allow-icmp --exempt-uid none
 check_eq "with --allow-icmp the echo comes back" reply "$(tool host ping 203.0.113.10)"
+
+egressd_stop "$W"
+check "egressd restarts with --audit" egressd_start "$W" "$POL" --audit
+out=$(tool container query 198.51.100.53 telemetry.sim.test)
+check_eq "audit: a name no rule allows is resolved" "rcode 0 answers 198.51.100.10" "$out"
+line=$(last_line dns '"name":"telemetry.sim.test"')
+check_eq "audit: ... and logged as deny" deny "$(jf "$line" policy)"
+# A blocked flow goes through in audit mode: the echo service's port is not
+# in this policy (the fast path is then taken like any allowed flow).
+printf '198.51.100.53:53/udp\n' >"$D/audit.txt"
+egressd_stop "$W"
+check "egressd restarts with --audit and a resolver-only policy" egressd_start "$W" "$D/audit.txt" --audit
+check_eq "audit: UDP no rule allows passes" "echoes 2" "$(tool container send 203.0.113.10 9999 2)"
+line=$(last_line udp '"dst_port":9999')
+check_eq "audit: ... logged once as deny" deny "$(jf "$line" policy)"
 
 # ---- fail closed ----------------------------------------------------------------------
 kill -9 "$EGRESSD_PID"
