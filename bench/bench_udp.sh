@@ -17,10 +17,13 @@
 #            the BPF programs egressd attaches to that cgroup do not run
 #            for their replies (egress-sim's own services are inside it).
 #   rows     direct: no egressd, no rules (conntrack is not even loaded in
-#            the world's host netns); egressd: the daemon in the world's
-#            host netns with a policy allowing both resolvers, the names
-#            asked and the echo ports; direct again at the end (drift of
-#            the shared machine).
+#            the world's host netns); conntrack only: one conntrack rule
+#            there, no egressd (the kernel's share); egressd: the daemon in
+#            the world's host netns with a policy allowing both resolvers,
+#            the names asked and the echo ports; egressd --no-bpf: the same
+#            without attribution and without its BPF programs (the share of
+#            attribution); direct again at the end (drift of the shared
+#            machine).
 #   metrics  DNS: queries/s with dnsperf (-c clients, -q in flight; UDP and
 #            DNS over TCP), p50/p99 under that load (dnsperf -v, per query),
 #            and the unloaded round trip (one query at a time,
@@ -34,6 +37,10 @@
 #            during each run (% of one core); egressd's peak RSS under all
 #            of that load; its queue and DNS counters, to show the packets
 #            really took the path the row names.
+#   knobs    BENCH_UDP_SECS (each rate, 3), BENCH_DNS_CLIENTS (dnsperf -c, 8),
+#            BENCH_DNS_INFLIGHT (dnsperf -q, 64), BENCH_FLOW_CONC (new flows
+#            in flight, 32), BENCH_UDP_WINDOW (datagrams in flight on one
+#            flow, 32), DNSPERF (the program, dnsperf).
 #
 # Needs root, the built programs (egress-sim, egressd, egressctl,
 # bench_udpload), dnsperf, python3 and iptables (scripts/install-deps.sh).
@@ -65,8 +72,9 @@ for c in python3 nsenter iptables; do
 		exit 1
 	}
 done
+DNSPERF=${DNSPERF:-dnsperf} # a path that does not exist shows the rows without it
 HAVE_DNSPERF=0
-command -v dnsperf >/dev/null && HAVE_DNSPERF=1
+command -v "$DNSPERF" >/dev/null && HAVE_DNSPERF=1
 
 W=benchudp-$$
 ST=/run/egress-sim/$W
@@ -209,7 +217,7 @@ m_dnsperf() {
 		xport=(-x "$HOST_SPORT")
 		HOST_SPORT=$((HOST_SPORT + DNS_CLIENTS))
 	fi
-	run_load "$row" "$spid" "$counter" at "$place" dnsperf -m "$mode" -s "$srv" \
+	run_load "$row" "$spid" "$counter" at "$place" "$DNSPERF" -m "$mode" -s "$srv" \
 		-d "$file" -l "$SECS" -c "$DNS_CLIENTS" -q "$DNS_INFLIGHT" -t 2 -v "${xport[@]}"
 	# the summary, without the per-query lines of -v
 	grep -v '^>' "$f" >"$B/dnsperf.sum"
