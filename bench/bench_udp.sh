@@ -438,8 +438,14 @@ if egressd_start; then
 	echo 5 >"/proc/$ED_PID/clear_refs" 2>/dev/null
 	measure_all egressd
 	R[egressd.hwm]=$(awk '$1 == "VmHWM:" {printf "%.1f", $2 / 1024}' "/proc/$ED_PID/status")
-	R[egressd.lines]=$(grep -c . "$D/connections.jsonl" 2>/dev/null)
 	ed_ctl status >"$B/status.json" 2>/dev/null
+	R[egressd.lines]=$(status_get log.lines)
+	# the daemon's count against the file's, unless the log rotated
+	# (--log-max-bytes: 100 MiB by default)
+	v=$(wc -l <"$D/connections.jsonl" 2>/dev/null)
+	log "egressd log: ${R[egressd.lines]} lines written, $v in the file"
+	[ -e "$D/connections.jsonl.1" ] || [ "$v" = "${R[egressd.lines]}" ] ||
+		NOTE+=("egressd says it wrote ${R[egressd.lines]} log lines; the file has $v")
 	for k in udp.dns.servfail udp.dns.unknown_resolver udp.dns.resolver_from_queue_record \
 		udp.attrib_misses udp.queue.malformed; do
 		v=$(python3 -c 'import json,sys
