@@ -229,15 +229,24 @@ $(BUILD)/bench_tlsload: bench/bench_tlsload.c
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -D_GNU_SOURCE $(ALL_CFLAGS) -o $@ $< $(LIBS)
 
+# The UDP/DNS load tool and fast echo/DNS servers of bench/bench_udp.sh;
+# libc only.
+$(BUILD)/bench_udpload: bench/bench_udpload.c
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -D_GNU_SOURCE $(ALL_CFLAGS) -o $@ $<
+
 # The micro-benchmarks, then the proxy side by side with its peers in a
-# simulator world (needs root and the Debian peers of scripts/install-deps.sh).
+# simulator world, then UDP and DNS through egressd against no rules in
+# another (need root and the Debian packages of scripts/install-deps.sh).
 bench: $(BUILD)/bench_policy $(BUILD)/bench_attrib $(BUILD)/bench_jlog \
-		$(BUILD)/bench_certforge $(BUILD)/bench_tlsload $(PROGS)
+		$(BUILD)/bench_certforge $(BUILD)/bench_tlsload \
+		$(BUILD)/bench_udpload $(PROGS)
 	$(Q)$(BUILD)/bench_policy
 	$(Q)$(BUILD)/bench_attrib
 	$(Q)$(BUILD)/bench_jlog
 	$(Q)$(BUILD)/bench_certforge
 	$(Q)bench/bench_proxy.sh $(BUILD)
+	$(Q)bench/bench_udp.sh $(BUILD)
 
 # ---- install --------------------------------------------------------------
 

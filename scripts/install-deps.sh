@@ -28,6 +28,8 @@ PKGS=(
 	# benchmarks: load generators, a fast static server, the peer proxies
 	# (bench/bench_proxy.sh)
 	hyperfine wrk nginx-light mitmproxy sslsplit
+	# DNS load generator (bench/bench_udp.sh)
+	dnsperf
 )
 
 if [ "$(id -u)" -ne 0 ]; then
