@@ -37,7 +37,11 @@
  * Atomicity is per table: iptables-restore commits at each COMMIT line.
  * A state in between lacks (or still has) a whole table, and nf_tables[]
  * is ordered so that it never lets out unjudged what the tables already
- * there took in.  Install commits nat, then mangle: until mangle commits
+ * there took in.  Install commits filter first: its one rule only drops
+ * DNS-marked packets that nat did not redirect, and nothing is marked
+ * before mangle commits; removal takes it away last, so a DNS verdict given
+ * just before nat went can never leave unredirected.  Then nat, then
+ * mangle: until mangle commits
  * nothing is queued, so nothing is marked for DNS, and once it is, nat's
  * DNS REDIRECT is already there.  The other way round, a query the
  * consumer marked would RETURN from mangle and leave, unjudged, for the
@@ -101,14 +105,18 @@ static void nf_fill_mangle_prerouting(struct strbuf *sb,
 static void nf_fill_mangle_bridge(struct strbuf *sb,
 				  const struct nfrules_cfg *c,
 				  const char *chain);
+static void nf_fill_filter(struct strbuf *sb, const struct nfrules_cfg *c,
+			   const char *chain);
 
 /*
  * Tables in the order an install commits them; removal goes backwards.
  * See the header comment for why nat comes first.
  */
-static const char *const nf_tables[] = { "nat", "mangle" };
+static const char *const nf_tables[] = { "filter", "nat", "mangle" };
 
 enum nf_chain_id {
+	NF_FILTER_OUTPUT,
+	NF_FILTER_FORWARD,
 	NF_NAT_OUTPUT,
 	NF_NAT_PREROUTING,
 	NF_MANGLE_OUTPUT,
@@ -131,6 +139,14 @@ struct nf_chain {
  * after them, so it is deleted last.
  */
 static const struct nf_chain nf_chains[NF_CHAIN_MAX] = {
+	[NF_FILTER_OUTPUT] = { .table = "filter",
+			       .builtin = "OUTPUT",
+			       .name = "EGRESS_OUTPUT",
+			       .fill = nf_fill_filter },
+	[NF_FILTER_FORWARD] = { .table = "filter",
+				.builtin = "FORWARD",
+				.name = "EGRESS_FORWARD",
+				.fill = nf_fill_filter },
 	[NF_NAT_OUTPUT] = { .table = "nat",
 			    .builtin = "OUTPUT",
 			    .name = "EGRESS_OUTPUT",
@@ -337,6 +353,25 @@ static void nf_block_queue(struct strbuf *sb, const struct nfrules_cfg *c,
 	nf_rule(sb, chain, "-p igmp -j RETURN");
 	nf_rule(sb, chain, "-m conntrack --ctstate RELATED -j RETURN");
 	nf_rule(sb, chain, "-j NFQUEUE --queue-num %u", c->queue_num);
+}
+
+/*
+ * A DNS verdict is only safe once nat has REDIRECTed the flow to the DNS
+ * proxy, and nat sees only a flow's first packet.  A packet the consumer
+ * marked as DNS whose flow was not redirected rides a conntrack entry made
+ * earlier without the redirect: the daemon's own upstream query from the
+ * same port to the same resolver (a host process can bind that port once
+ * the daemon's socket closes, while the entry lives on), or a flow begun
+ * before these rules.  It would reach the resolver unjudged: drop it,
+ * after nat (filter OUTPUT) and for what is forwarded (filter FORWARD).
+ */
+static void nf_fill_filter(struct strbuf *sb, const struct nfrules_cfg *c,
+			   const char *chain)
+{
+	nf_block_own(sb, c, chain);
+	nf_rule(sb, chain,
+		"-m mark --mark 0x%x/0x%x -m conntrack ! --ctstate DNAT -j DROP",
+		c->mark_dns, c->mark_dns);
 }
 
 static void nf_fill_mangle_output(struct strbuf *sb,

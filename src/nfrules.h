@@ -29,8 +29,11 @@
  * of flows started elsewhere, ICMP errors about flows already judged, ICMP
  * itself when allow_icmp, loopback (except UDP port 53, unless
  * intercept_loopback) and UDP of exempt_uid (a stub resolver's upstream
- * queries) are not queued.  Mark bits are tested and set as masks, so bits
- * other software keeps in the same mark survive.
+ * queries) are not queued; nor is IGMP (link-local).  filter OUTPUT and
+ * FORWARD drop a packet carrying mark_dns whose flow nat did not redirect
+ * (it would ride an older conntrack entry straight to the resolver).  Mark
+ * bits are tested and set as masks, so bits other software keeps in the
+ * same mark survive.
  */
 #ifndef EGRESS_NFRULES_H
 #define EGRESS_NFRULES_H

@@ -31,6 +31,7 @@ SVC=/run/egress-sim/$W/services.jsonl
 POL=$D/policy.txt
 cat >"$POL" <<'EOF'
 198.51.100.53:53/udp
+dns:web.sim.test
 127.0.0.53:53/udp
 203.0.113.10:53/udp
 198.51.100.14:53/udp
@@ -202,6 +203,20 @@ p1=$!
 wait "$p0" "$p1"
 check_eq "same port and id: the first client gets its own answer" "rcode 0 answers 198.51.100.10" "$(cat "$D/same0")"
 check_eq "same port and id: the second client gets its own answer" "rcode 0 answers 203.0.113.10" "$(cat "$D/same1")"
+
+# The daemon's own upstream query leaves a conntrack entry (its source port
+# to the resolver, not redirected) for a while after its socket closed.  A
+# host process that binds that port and asks the same resolver rides that
+# entry past nat: the consumer still marks it DNS, and filter drops a DNS
+# packet whose flow was not redirected, so it never reaches the resolver.
+tool container query 198.51.100.53 web.sim.test >/dev/null
+sleep 0.2
+uport=$(grep -F '"svc":"dns"' "$SVC" | grep -F '"name":"web.sim.test"' | tail -n 1 |
+	python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["peer"].rsplit(":",1)[1])')
+before=$(svc_queries bypass.sim.test)
+out=$(tool host query 198.51.100.53 bypass.sim.test --sport "$uport")
+check_eq "a host query from the daemon's last upstream port ($uport) gets no answer" timeout "$out"
+check_eq "... and never reaches the resolver" "$before" "$(svc_queries bypass.sim.test)"
 
 # ---- a lying resolver ---------------------------------------------------------
 in_world "$W" internet python3 -u "$TOOL" liar 203.0.113.10 198.51.100.10 >"$D/liar.out" 2>&1 &
