@@ -72,9 +72,7 @@ check "egressd starts" egressd_start "$W" "$POL" --first-bytes-ms 300
 t1=$(date +%s%N)
 ms=$(((t1 - t0) / 1000000))
 echo "# egressd: start to control socket answering in $ms ms"
-# The bound holds on real hardware; an emulated CPU (the VM matrix under
-# TCG) raises it with EGRESSD_START_MS_MAX.
-max=${EGRESSD_START_MS_MAX:-1000}
+max=$(scaled_ms 1000)
 check "egressd starts in well under a second (start to control socket: $ms ms < $max)" \
 	test "$ms" -lt "$max"
 ECA=$D/ca.pem
