@@ -241,7 +241,7 @@ for k in "$@"; do
 	done_line=$(field "$out" 'done rc=([0-9]+)')
 	CELL[$v, kernel]=$(field "$out" 'fact kernel=([^ ]+)')
 	CELL[$v, accel]=$ACCEL
-	CELL[$v, boot]="$(field "$out" 'mounted up=([0-9.]+)')s"
+	CELL[$v, boot]=$(field "$out" 'mounted up=([0-9.]+)' | sed 's/$/s/')
 	HOOKS[$v]=$(field "$out" 'fact attrib=([^ ]+)')
 	case ${HOOKS[$v]} in
 	cgroup:*,*) CELL[$v, attrib]="cgroup hooks ($(tr ',' '\n' <<<"${HOOKS[$v]}" | wc -l))" ;;
@@ -250,7 +250,7 @@ for k in "$@"; do
 	CELL[$v, taskstart]=$(field "$out" 'fact task_start=([a-z]+)')
 	kp=$(field "$out" 'fact (kprobe=[a-z]+ fentry=[a-z]+)')
 	CELL[$v, kprobe]=${kp:-?}
-	CELL[$v, tests]="$(field "$out" 'fact tests_secs=([0-9.]+)')s"
+	CELL[$v, tests]=$(field "$out" 'fact tests_secs=([0-9.]+)' | sed 's/$/s/')
 	CELL[$v, wall]="$(cat "$out/wall")s"
 	for name in "${PLAN_NAMES[@]}"; do
 		line=$(tr -d '\r' <"$out/console.log" | grep -m1 "^egressvm: result $name ")
