@@ -11,9 +11,15 @@
 #   LLHTTP_SRC  llhttp's generated C sources (Debian node-llhttp) [/usr/share/llhttp]
 #   LLHTTP_INC  llhttp's header directory                      [/usr/share/include/llhttp]
 #   V=1         show full commands
+#   KERNEL      vm-check/vm-shell: a Debian kernel series (6.1) or version
+#               (6.1.0-57)
+#   VM_KERNELS  vm-matrix: the kernels                          [5.10 6.1 6.12]
+#   VM_CACHE    kernels, private apt state, initramfs images [/var/cache/egressd-vm]
+#   (vm/run.sh lists the other VM_* knobs: VM_ACCEL, VM_TIMEOUT, VM_TESTS ...)
 #
 # Targets: all (default), check (check-unit, check-netns, check-docker),
-# bench, install, uninstall, format, format-check, clean.
+# vm-check, vm-matrix, vm-shell (kernel matrix in VMs, never part of
+# check), bench, install, uninstall, format, format-check, clean.
 
 BUILD ?= build
 CLANG ?= clang
@@ -173,7 +179,7 @@ $(BUILD)/check_unit: $(ASAN_OBJS) $(BUILD)/libllhttp.a
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LIBS) $(CHECK_LIBS)
 
 .PHONY: all check check-unit check-netns check-docker bench install \
-	uninstall format format-check clean
+	uninstall format format-check clean vm-check vm-matrix vm-shell
 
 check: check-unit check-netns check-docker
 
@@ -206,6 +212,24 @@ check-netns: all $(TEST_PROGS)
 
 check-docker: all
 	$(Q)tests/docker/run.sh $(BUILD)
+
+# ---- kernel matrix: the kernel-sensitive tests in VMs (vm/) ----------------
+# Debian kernels booted with qemu (KVM if it works, TCG otherwise) on this
+# checkout's binaries; see vm/run.sh.  Not part of `make check`.
+
+VM_KERNELS ?= 5.10 6.1 6.12
+VM_CACHE ?= /var/cache/egressd-vm
+export VM_CACHE
+
+vm-check: all $(TEST_PROGS)
+	$(Q)test -n "$(KERNEL)" || { echo "usage: make vm-check KERNEL=6.1 (a series or a Debian version such as 6.1.0-57)" >&2; exit 2; }
+	$(Q)BUILD=$(BUILD) vm/run.sh $(KERNEL)
+
+vm-matrix: all $(TEST_PROGS)
+	$(Q)BUILD=$(BUILD) vm/run.sh $(VM_KERNELS)
+
+vm-shell: all $(TEST_PROGS)
+	$(Q)BUILD=$(BUILD) vm/run.sh --shell $(or $(KERNEL),6.1)
 
 $(BUILD)/bench_policy: bench/bench_policy.c $(CORE_OBJS)
 	$(call msg,LINK,$@)

@@ -25,6 +25,9 @@ PKGS=(
 	dnsutils python3
 	# the Docker tier: dockerd confined to a simulated netns, busybox images
 	docker.io busybox-static
+	# the kernel matrix in VMs (make vm-check / vm-matrix, vm/): qemu,
+	# initramfs tools, depmod/modprobe for Debian kernels' module trees
+	qemu-system-x86 cpio kmod xz-utils zstd
 	# benchmarks: load generators, a fast static server, the peer proxies
 	# (bench/bench_proxy.sh)
 	hyperfine wrk nginx-light mitmproxy sslsplit

@@ -64,7 +64,8 @@ wait_ready() {
 	return 1
 }
 
-# The programs attached to a cgroup, one "TYPE NAME" per line.
+# The programs attached to a cgroup, one "TYPE NAME" per line (not
+# bpftool: its `cgroup show` fails on kernels before 6.0).
 cgroup_progs() {
-	bpftool cgroup show "$1" 2>/dev/null | awk 'NR > 1 {print $2, $NF}' | sort
+	"$PROBE" cgroup-progs "$1" | sort
 }

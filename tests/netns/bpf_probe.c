@@ -13,11 +13,16 @@
  * and the clients (tcp-client, udp-client) that make N back-to-back
  * connections, each from a fresh process.  Small probes for the blocks
  * (sock, connect6, sendto6) print what the syscall returned, and reuse
- * forces a PID to be reused to check the guard.
+ * forces a PID to be reused to check the guard; cgroup-progs lists what
+ * is attached to a cgroup (bpftool 7.1's `cgroup show` fails on kernels
+ * before 6.0, whose BPF_PROG_QUERY rejects its prog_attach_flags).
  *
  * Output: one JSON summary line per server run; probes print one word.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -51,7 +56,8 @@ static const char usage[] =
 	"[--connected]\n"
 	"       bpf-probe sock FAMILY TYPE [PROTO]\n"
 	"       bpf-probe connect6|sendto6 ADDR PORT\n"
-	"       bpf-probe reuse --pin-dir D\n";
+	"       bpf-probe reuse --pin-dir D\n"
+	"       bpf-probe cgroup-progs CGROUP_DIR\n";
 
 /* ---- what a server run saw ------------------------------------------------- */
 
@@ -627,6 +633,79 @@ static int reuse(const char *pin_dir)
 	return rc;
 }
 
+/* ---- what is attached to a cgroup ------------------------------------------ */
+
+/*
+ * A program's name: the kernel keeps 15 characters, its BTF the whole
+ * function name (which bpftool prints too).
+ */
+static void prog_name(__u32 id, char *buf, size_t size)
+{
+	struct bpf_prog_info info = { 0 };
+	struct bpf_func_info fi = { 0 };
+	__u32 len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(id);
+	struct btf *btf;
+	const struct btf_type *t;
+
+	snprintf(buf, size, "?");
+	if (fd < 0)
+		return;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		goto out;
+	snprintf(buf, size, "%s", info.name);
+	if (!info.btf_id || !info.nr_func_info)
+		goto out;
+	memset(&info, 0, sizeof(info));
+	info.nr_func_info = 1;
+	info.func_info_rec_size = sizeof(fi);
+	info.func_info = (__u64)(unsigned long)&fi;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		goto out;
+	btf = btf__load_from_kernel_by_id(info.btf_id);
+	t = btf ? btf__type_by_id(btf, fi.type_id) : NULL;
+	if (t)
+		snprintf(buf, size, "%s",
+			 btf__name_by_offset(btf, t->name_off));
+	btf__free(btf);
+out:
+	close(fd);
+}
+
+/*
+ * One "ATTACH_TYPE PROG_NAME" line per program attached to the cgroup
+ * (directly, not inherited), with the old query that every kernel takes.
+ * Types the kernel does not know fail with EINVAL and are skipped; exit 1
+ * only if no query at all succeeded.
+ */
+static int cgroup_progs(const char *path)
+{
+	int cfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), answered = 0;
+
+	if (cfd < 0) {
+		perror(path);
+		return 1;
+	}
+	for (int type = 0; type < __MAX_BPF_ATTACH_TYPE; type++) {
+		__u32 ids[64], cnt = 64, flags = 0;
+		const char *tname = libbpf_bpf_attach_type_str(type);
+
+		if (!tname ||
+		    bpf_prog_query(cfd, type, 0, &flags, ids, &cnt) < 0)
+			continue;
+		answered++;
+		for (__u32 i = 0; i < cnt && i < 64; i++) {
+			char name[128];
+
+			prog_name(ids[i], name, sizeof(name));
+			printf("%s %s\n", tname, name);
+		}
+	}
+	close(cfd);
+	return answered ? 0 : 1;
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -638,6 +717,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(cmd, "sock") == 0)
 		return probe_sock(argc, argv);
+	if (strcmp(cmd, "cgroup-progs") == 0 && argc == 3)
+		return cgroup_progs(argv[2]);
 	if ((strcmp(cmd, "connect6") == 0 || strcmp(cmd, "sendto6") == 0) &&
 	    argc == 4)
 		return probe_ip6(cmd[0] == 'c', argv[2], argv[3]);

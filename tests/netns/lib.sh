@@ -49,6 +49,11 @@ check_match() {
 	fi
 }
 
+# Time bounds in checks hold on real hardware; an emulated CPU (the VM
+# matrix under TCG) multiplies them by TEST_TIME_SCALE.
+TIME_SCALE=${TEST_TIME_SCALE:-1}
+scaled_ms() { echo $(($1 * TIME_SCALE)); }
+
 world_name() { echo "t$(basename "$0" .sh | tr -cd 'a-z0-9' | tail -c 12)-$$-$1"; }
 
 # world_up NAME [egress-sim up options]: brings a world up, registered for

@@ -116,14 +116,21 @@ done
 # GITHUB_ACTION (ignored).  "; true" keeps each bash from exec'ing away.
 WORKER=$TMPD/actions-runner/cached/bin/Runner.Worker
 mkdir -p "$(dirname "$WORKER")" && cp /bin/bash "$WORKER"
-in_world "$W" host socat -T5 TCP-LISTEN:18001,bind=127.0.0.1,reuseaddr SYSTEM:'sleep 3' &
-sleep 0.3
-# the client holds its connection open while stdin (sleep) lasts
+# Nothing here is timed: the client and the server stay until the checks
+# are done (an emulated CPU in the VM matrix takes seconds for them).
+HELD=$TMPD/held
+in_world "$W" host socat TCP-LISTEN:18001,bind=127.0.0.1,reuseaddr SYSTEM:'sleep 120' &
+srv=$!
+for _ in $(seq 100); do
+	[ -n "$(in_world "$W" host ss -Hltn 'sport = :18001')" ] && break
+	sleep 0.1
+done
+# the client holds its connection open while stdin lasts: until $HELD
 "$SIM" exec "$W" host --cgroup runner -- "$WORKER" -c \
 	"env GITHUB_ACTION=__run_7 GITHUB_ACTION_REPOSITORY=actions/checkout \
-	 bash -c 'sleep 2 | GITHUB_ACTION=evil socat -u - TCP:127.0.0.1:18001; true'; true" &
+	 bash -c 'until [ -e $HELD ]; do sleep 0.1; done | GITHUB_ACTION=evil socat -u - TCP:127.0.0.1:18001; true'; true" &
 RUNNER_CG=$(world_cgroup "$W" | sed "s|^$CG2||")/runner
-for _ in $(seq 40); do
+for _ in $(seq 200); do
 	line=$("$EGRESSCTL" attrib --pin-dir "$PINS" --worker-exe "$WORKER" \
 		--runner-cgroup "$RUNNER_CG" | grep '"dst":"127.0.0.1:18001"' |
 		grep '"proto":"tcp"')
@@ -140,6 +147,8 @@ line=$("$EGRESSCTL" attrib --pin-dir "$PINS" --worker-exe "$WORKER" \
 	--runner-cgroup /elsewhere | grep '"dst":"127.0.0.1:18001"' | grep '"proto":"tcp"')
 check_match "with another runner cgroup the record is still resolved..." '"status":"ok"' "$line"
 check_eq "... but has no GitHub context" "" "$(jfield step "$line")"
+touch "$HELD"
+kill "$srv" 2>/dev/null
 wait
 
 # egressctl attrib: one JSON line per entry, with its hook and status
@@ -157,9 +166,16 @@ check "every line is a JSON object with proto, src, dst, status" \
 # --follow prints entries as they appear
 "$EGRESSCTL" attrib --pin-dir "$PINS" --follow --interval 50 >"$TMPD/follow" &
 fpid=$!
-sleep 0.3
+# running once it has printed the entries already there
+for _ in $(seq 100); do
+	[ -s "$TMPD/follow" ] && break
+	sleep 0.1
+done
 in_world "$W" container:0 bash -c 'echo x | socat -t1 - UDP:203.0.113.10:9998' >/dev/null 2>&1
-sleep 0.3
+for _ in $(seq 100); do
+	grep -q '"dst":"203\.0\.113\.10:9998"' "$TMPD/follow" && break
+	sleep 0.1
+done
 kill "$fpid"
 wait "$fpid" 2>/dev/null
 check_match "--follow shows a new entry while it runs" '"dst":"203\.0\.113\.10:9998"' "$(cat "$TMPD/follow")"
@@ -167,8 +183,9 @@ check_match "--follow shows a new entry while it runs" '"dst":"203\.0\.113\.10:9
 # sock_diag in a designated netns: a host process's UDP socket, connected
 # but silent (no packet, so no cgroup_skb entry), looked up from outside
 # the world by egressctl with --netns
-in_world "$W" host bash -c 'sleep 3 | socat -u - UDP:203.0.113.10:9997' &
-for _ in $(seq 40); do
+rm -f "$HELD"
+in_world "$W" host bash -c "until [ -e $HELD ]; do sleep 0.1; done | socat -u - UDP:203.0.113.10:9997" &
+for _ in $(seq 100); do
 	src=$(in_world "$W" host ss -Hun dst 203.0.113.10:9997 | awk '{print $(NF - 1)}')
 	[ -n "$src" ] && break
 	sleep 0.05
@@ -179,6 +196,7 @@ out=$("$EGRESSCTL" attrib --pin-dir "$PINS" --netns "/run/netns/esim-$W-host" \
 	--lookup udp "$src" 203.0.113.10:9997)
 check_match "... and is found with sock_diag in the netns named by --netns" \
 	'"status":"ok".*"hook":"connect4".*"via":"diag","exe":"/usr/bin/socat"' "$out"
+touch "$HELD"
 wait
 
 out=$("$EGRESSCTL" attrib --pin-dir "$PINS" --lookup udp 172.17.0.2:1 203.0.113.10:1)

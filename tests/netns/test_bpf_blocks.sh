@@ -39,9 +39,15 @@ for where in host container:0; do
 	check_eq "$where: IPv4-mapped loopback is refused too" EPERM \
 		"$(probe "$where" connect6 ::ffff:127.0.0.1 9)"
 	in_world "$W" "$where" socat -T3 TCP6-LISTEN:9000,'bind=[::1]',reuseaddr OPEN:/dev/null &
-	sleep 0.2
+	lpid=$!
+	# (a slow machine, such as an emulated VM, takes a while to listen)
+	for _ in $(seq 100); do
+		[ -n "$(in_world "$W" "$where" ss -Hltn 'sport = :9000')" ] && break
+		sleep 0.1
+	done
 	check_eq "$where: ::1 connect works" ok "$(probe "$where" connect6 ::1 9000)"
-	wait
+	kill "$lpid" 2>/dev/null
+	wait "$lpid" 2>/dev/null
 	check_eq "$where: ::1 sendto works" ok "$(probe "$where" sendto6 ::1 9)"
 	check_eq "$where: IPv6 sockets can still be created" ok \
 		"$(probe "$where" sock AF_INET6 SOCK_DGRAM)"

@@ -83,7 +83,7 @@ check_match "... after that: the newcomer is not attributed" '"after":"pid reuse
 check_eq "detach removes the nine pins" "removed 9 pins" \
 	"$("$EGRESSCTL" bpf detach --pin-dir "$PINS")"
 check_eq "no program left on the world's cgroup or below" "" \
-	"$(bpftool cgroup tree "$CG" | awk '$1 ~ /^[0-9]+$/')"
+	"$(find "$CG" -type d | while read -r d; do cgroup_progs "$d"; done)"
 check_eq "the pin directory is gone" no "$(test -e "$PINS" && echo yes || echo no)"
 check_eq "its bpffs is unmounted" 0 "$(grep -c " $PINS " /proc/self/mountinfo)"
 check_eq "IPv6 behaves as without BPF again" ENETUNREACH \

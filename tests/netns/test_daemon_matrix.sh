@@ -60,20 +60,36 @@ with_pid() {
 	run_in "$place" bash -c 'echo $$ >"$0"; exec "$@"' "$D/pid.$tag" "$@"
 }
 
-# line_for PATH: the log line of the request for PATH
+# line_for PATH: the log line of the request for PATH, once it is written
 line_for() {
-	sleep 0.2
-	ed_log "$W" | grep -F "$1\"" | tail -n 1
+	local l=
+	for _ in $(seq 100); do
+		l=$(ed_log "$W" | grep -F "$1\"" | tail -n 1)
+		[ -n "$l" ] && break
+		sleep 0.05
+	done
+	printf '%s\n' "$l"
+}
+# nth_line N REGEX: the Nth log line matching REGEX, once it is written
+nth_line() {
+	local l=
+	for _ in $(seq 100); do
+		l=$(ed_log "$W" | grep -E "$2" | sed -n "$1p")
+		[ -n "$l" ] && break
+		sleep 0.05
+	done
+	printf '%s\n' "$l"
 }
 reached() { grep -q "\"path\":\"$1\"" "$SVC"; }
 
 t0=$(date +%s%N)
-check "egressd starts" egressd_start "$W" "$POL" --first-bytes-ms 300
+check "egressd starts" egressd_start "$W" "$POL" --first-bytes-ms "$(scaled_ms 300)"
 t1=$(date +%s%N)
 ms=$(((t1 - t0) / 1000000))
 echo "# egressd: start to control socket answering in $ms ms"
-check "egressd starts in well under a second (start to control socket: $ms ms < 1000)" \
-	test "$ms" -lt 1000
+max=$(scaled_ms 1000)
+check "egressd starts in well under a second (start to control socket: $ms ms < $max)" \
+	test "$ms" -lt "$max"
 ECA=$D/ca.pem
 CURL=$(readlink -f "$(command -v curl)")
 
@@ -110,19 +126,23 @@ for place in host hostnet container; do
 	out=$(run_in "$place" bash -c 'echo "echo-'$place'" | socat -t2 - TCP:203.0.113.10:7' 2>&1)
 	check_eq "$place: allowed raw TCP relayed" "echo-$place" "$out"
 	n=$(grep -c '"local":"203.0.113.10:22".*"event":"accept"' "$SVC")
+	n22=$(ed_log "$W" | grep -c '"dst_port":22,')
 	run_in "$place" bash -c 'echo x | socat -t2 - TCP:203.0.113.10:22' >/dev/null 2>&1
 	check_eq "$place: blocked raw TCP never reached the server" "$n" \
 		"$(grep -c '"local":"203.0.113.10:22".*"event":"accept"' "$SVC")"
 	check_match "... logged as tcp deny in its cgroup" \
 		"\"dst_ip\":\"203.0.113.10\",\"dst_port\":22,\"policy\":\"deny\",.*\"cgroup\":\"$cg\"" \
-		"$(sleep 0.2; ed_log "$W" | grep '"dst_port":22,' | tail -n 1)"
+		"$(nth_line $((n22 + 1)) '"dst_port":22,')"
 done
 
 # ---- loopback: not intercepted by default -----------------------------------
 in_host "$W" socat TCP-LISTEN:9099,bind=127.0.0.1,reuseaddr,fork \
 	SYSTEM:'echo loop-ok' >/dev/null 2>&1 &
 LOOPSRV=$!
-sleep 0.3
+for _ in $(seq 100); do
+	[ -n "$(in_host "$W" ss -Hltn 'sport = :9099')" ] && break
+	sleep 0.1
+done
 n=$(ed_log "$W" | wc -l)
 check_eq "loopback TCP reaches a 127.0.0.1 listener directly" "loop-ok" \
 	"$(run_in host socat -T2 -u TCP:127.0.0.1:9099 - </dev/null 2>&1)"
@@ -132,7 +152,7 @@ check_eq "... and is not intercepted (no log line)" "$n" "$(ed_log "$W" | wc -l)
 # ---- audit mode ---------------------------------------------------------
 egressd_stop "$W"
 check "egressd restarts with --audit --intercept-loopback" egressd_start "$W" "$POL" \
-	--audit --intercept-loopback --first-bytes-ms 300
+	--audit --intercept-loopback --first-bytes-ms "$(scaled_ms 300)"
 check_eq "audit: a denied HTTP request passes" "hello from web.sim.test GET /audit-denied" \
 	"$(run_in host curl -sS -m 5 http://web.sim.test/audit-denied)"
 check "... and reaches the server" reached /audit-denied
@@ -148,11 +168,12 @@ check_match "... the request logged as https deny" \
 check "... and it reached the server" reached /audit-sni
 
 # ---- loopback with --intercept-loopback: judged ------------------------------
+n=$(ed_log "$W" | grep -c '"dst_port":9099,')
 check_eq "--intercept-loopback: loopback TCP is proxied (audit lets it through)" \
 	"loop-ok" "$(run_in host socat -T3 -u TCP:127.0.0.1:9099 - </dev/null 2>&1)"
 check_match "... and judged: logged as tcp deny" \
 	'"type":"tcp","dst_ip":"127.0.0.1","dst_port":9099,"policy":"deny"' \
-	"$(sleep 0.2; ed_log "$W" | tail -n 1)"
+	"$(nth_line $((n + 1)) '"dst_port":9099,')"
 kill "$LOOPSRV" 2>/dev/null
 wait "$LOOPSRV" 2>/dev/null
 LOOPSRV=
