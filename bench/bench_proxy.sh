@@ -460,12 +460,13 @@ ab_row() { # LABEL BINARY ROUND
 	AB[$1.$3.hs]=${v%% *}
 	[ "$1" != direct ] && AB[$1.$3.hwm_hs]=$(mem_kb VmHWM "$PROXY_PID")
 	# BENCH_PROBE='CMD': run (by bash -c, $PID the daemon's pid) during
-	# the first keep-alive load of each variant, stopped after BENCH_SECS,
-	# e.g. 'perf record -g -p $PID -o /tmp/ka.perf' or
-	# 'strace -c -f -p $PID -o /tmp/ka.strace'; $VARIANT is a or b
+	# each keep-alive load of egressd, stopped after BENCH_SECS, e.g.
+	# 'perf record -g -p $PID -o /tmp/ka.perf.$VARIANT' or
+	# 'strace -c -f -p $PID -o /tmp/ka.strace'; $VARIANT is a or b,
+	# $ROUND the round
 	local perfpid=
-	if [ -n "${BENCH_PROBE:-}" ] && [ "$1" != direct ] && [ "$3" = 1 ]; then
-		PID=$PROXY_PID VARIANT=$1 timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
+	if [ -n "${BENCH_PROBE:-}" ] && [ "$1" != direct ]; then
+		PID=$PROXY_PID VARIANT=$1 ROUND=$3 timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
 		perfpid=$!
 	fi
 	v=$(m_ka "$PORT")

@@ -177,6 +177,9 @@ static SSL *pc_tls_client_ssl(struct pconn *pc, const char *name, int fd,
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Idle connections give their record buffers back. */
 	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	/* One read(2) per record, not two (header, then body); proxy.c
+	 * drains what this leaves buffered (pc_half_kick). */
+	SSL_set_read_ahead(ssl, 1);
 	return ssl;
 }
 
@@ -384,6 +387,7 @@ SSL *pc_tls_upstream_ssl(struct pconn *pc)
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Idle connections give their record buffers back. */
 	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	SSL_set_read_ahead(ssl, 1); /* as pc_tls_client_ssl */
 	if (pc->cn_has_sni && !SSL_set_tlsext_host_name(ssl, pc->cn_sni))
 		goto fail;
 	if (pc->cn_alpn_http && SSL_set_alpn_protos(ssl, alpn, 9) != 0)
