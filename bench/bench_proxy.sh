@@ -456,16 +456,23 @@ ab_row() { # LABEL BINARY ROUND
 		egressd_start "$2" || { log "$1: egressd did not start: $(tail -n 3 "$D/egressd.err")"; return 1; }
 		for p in $(tree_pids "$PROXY_PID"); do echo 5 >"/proc/$p/clear_refs"; done
 	fi
+	local hspid=
+	if [ -n "${BENCH_PROBE:-}" ] && [ "${BENCH_PROBE_LOAD:-ka}" = hs ] && [ "$1" != direct ]; then
+		PID=$PROXY_PID VARIANT=$1 ROUND=$3 timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
+		hspid=$!
+	fi
 	v=$(m_newhs "$PORT" "$([ "$1" = direct ] && echo "$WCA" || echo "$D/ca.pem")")
 	AB[$1.$3.hs]=${v%% *}
+	[ -n "$hspid" ] && wait "$hspid"
 	[ "$1" != direct ] && AB[$1.$3.hwm_hs]=$(mem_kb VmHWM "$PROXY_PID")
 	# BENCH_PROBE='CMD': run (by bash -c, $PID the daemon's pid) during
-	# each keep-alive load of egressd, stopped after BENCH_SECS, e.g.
+	# each keep-alive load of egressd (BENCH_PROBE_LOAD=hs: each new-TLS
+	# load instead), stopped after BENCH_SECS, e.g.
 	# 'perf record -g -p $PID -o /tmp/ka.perf.$VARIANT' or
 	# 'strace -c -f -p $PID -o /tmp/ka.strace'; $VARIANT is a or b,
 	# $ROUND the round
 	local perfpid=
-	if [ -n "${BENCH_PROBE:-}" ] && [ "$1" != direct ]; then
+	if [ -n "${BENCH_PROBE:-}" ] && [ "${BENCH_PROBE_LOAD:-ka}" = ka ] && [ "$1" != direct ]; then
 		PID=$PROXY_PID VARIANT=$1 ROUND=$3 timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
 		perfpid=$!
 	fi
