@@ -441,9 +441,14 @@ static void pc_arm_idle(struct pconn *pc)
 		at = pc->cn_deadline;
 	if (!at || !pc->cn_t_idle)
 		return;
+	/* A pending timer that fires no later re-arms itself then: no
+	 * timer update for each request of a keep-alive connection. */
+	if (pc->cn_t_idle_at && pc->cn_t_idle_at <= at)
+		return;
 	tv.tv_sec = at > now ? at - now : 0;
 	tv.tv_usec = 100 * 1000; /* the coarse clock lags by a tick */
 	evtimer_add(pc->cn_t_idle, &tv);
+	pc->cn_t_idle_at = at;
 }
 
 static void pc_idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -454,6 +459,7 @@ static void pc_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	pc->cn_t_idle_at = 0;
 	if (pc->cn_deadline && now >= pc->cn_deadline) {
 		pc_close(pc, "deadline passed (slow head or handshake)");
 		return;
