@@ -45,6 +45,8 @@
 	atomic_fetch_add_explicit(&(u)->sh->stats.f, 1, memory_order_relaxed)
 #define UDPD_DEC(u, f) \
 	atomic_fetch_sub_explicit(&(u)->sh->stats.f, 1, memory_order_relaxed)
+#define UDPD_SET(u, f, v) \
+	atomic_store_explicit(&(u)->sh->stats.f, (v), memory_order_relaxed)
 
 /* A DNS query seen by the queue consumer, before its REDIRECT. */
 struct udpd_rec {
@@ -130,10 +132,17 @@ static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,
 				  .proto = IPPROTO_UDP,
 				  .foreign = foreign };
 	struct attrib_proc *pr = NULL;
+	struct attrib_stats st;
+	int rc;
 
 	if (!u->attrib)
 		return NULL;
-	if (attrib_lookup(u->attrib, &t, &pr, NULL) < 0) {
+	rc = attrib_lookup(u->attrib, &t, &pr, NULL);
+	attrib_get_stats(u->attrib, &st);
+	UDPD_SET(u, attrib_cache_hits, st.cache_hits);
+	UDPD_SET(u, attrib_diag_queries, st.diag_queries);
+	UDPD_SET(u, attrib_diag_skipped, st.diag_skipped);
+	if (rc < 0) {
 		UDPD_INC(u, attrib_misses);
 		return NULL;
 	}
