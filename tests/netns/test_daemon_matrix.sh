@@ -168,9 +168,11 @@ check_match "... the request logged as https deny" \
 check "... and it reached the server" reached /audit-sni
 
 # ---- loopback with --intercept-loopback: judged ------------------------------
+# (a server-first protocol: the proxy connects after --first-bytes-ms, so
+# the client's idle timeout scales with it)
 n=$(ed_log "$W" | grep -c '"dst_port":9099,')
 check_eq "--intercept-loopback: loopback TCP is proxied (audit lets it through)" \
-	"loop-ok" "$(run_in host socat -T3 -u TCP:127.0.0.1:9099 - </dev/null 2>&1)"
+	"loop-ok" "$(run_in host socat -T$((3 * TIME_SCALE)) -u TCP:127.0.0.1:9099 - </dev/null 2>&1)"
 check_match "... and judged: logged as tcp deny" \
 	'"type":"tcp","dst_ip":"127.0.0.1","dst_port":9099,"policy":"deny"' \
 	"$(nth_line $((n + 1)) '"dst_port":9099,')"
