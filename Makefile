@@ -49,7 +49,8 @@ WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wshadow -Wpointer-arith -Wsign-compare \
 	-Wcast-qual -Wformat=2 -Wno-format-nonliteral
 PKGS := jansson yaml-0.1 libbpf libnl-3.0 libnl-route-3.0 libevent \
-	libevent_openssl openssl
+	libevent_openssl openssl libnetfilter_queue libmnl \
+	libnetfilter_conntrack
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
@@ -65,19 +66,31 @@ CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
 	src/policy_index.c src/policy_decide.c src/dnscache.c \
 	src/event_json.c src/workflow.c src/ctl_common.c src/ctl_validate.c \
 	src/ctl_check.c src/ctl_analyze.c src/ctl_suggest.c src/dnsmsg.c src/jlog.c
-# BPF loader, attribution and their egressctl commands (need libbpf).
-CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c
+# BPF loader, attribution and their egressctl commands (need libbpf); the
+# Docker image cache that attribution reads.
+CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c \
+	src/dockerimg.c
 # TLS interception: ClientHello parser, forged certificates.
 CORE_SRCS += src/tlsparse.c src/certforge.c
 # Netfilter rules (iptables-restore) and their egressctl command.
 CORE_SRCS += src/nfrules.c src/ctl_nf.c
 # The daemon's shared pieces and egressctl's daemon client.
 CORE_SRCS += src/polref.c src/ctl_daemon.c
+# DNS judging, shared by the UDP DNS proxy and DNS over TCP.
+CORE_SRCS += src/dnsjudge.c
+# NFQUEUE consumer and conntrack lookups (the UDP path and the DNS proxy).
+CORE_SRCS += src/nfqueue.c src/ctlookup.c
 # The transparent proxy (needs llhttp): linked into egressd and the unit
 # tests only.
-PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c
-PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c
-PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim
+PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c \
+	src/udpd.c
+# egress-runc, the runc wrapper: runs on every runc call, so it links only
+# these, util.c and jansson.
+RUNC_SRCS := src/runc_args.c src/runc_conf.c src/runc_config.c \
+	src/runc_inject.c src/runc_docker.c src/runc_exec.c
+PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c src/egress_runc.c
+PROGS := $(BUILD)/egressctl $(BUILD)/egressd $(BUILD)/egress-sim \
+	$(BUILD)/egress-runc
 # The simulator (world builder, test PKI, simulated internet services):
 # linked into egress-sim and the unit-test runner, never into egressd.
 SIM_SRCS := $(filter-out sim/egress-sim.c,$(wildcard sim/*.c))
@@ -91,10 +104,11 @@ LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o \
 
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS))
 PROXY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(PROXY_SRCS))
+RUNC_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(RUNC_SRCS))
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(CORE_SRCS) $(PROXY_SRCS) \
-	$(SIM_SRCS) \
+	$(SIM_SRCS) $(RUNC_SRCS) \
 	$(UNIT_SRCS))
 
 all: $(PROGS) $(BPF_SKELS) $(BUILD)/libllhttp.a
@@ -112,6 +126,12 @@ $(BUILD)/egress-sim: $(BUILD)/sim/egress-sim.o $(SIM_OBJS) $(CORE_OBJS) \
 		$(BUILD)/libllhttp.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
+$(BUILD)/egress-runc: $(BUILD)/src/egress_runc.o $(RUNC_OBJS) \
+		$(BUILD)/src/util.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(JANSSON_LIBS)
 
 $(BUILD)/%.o: %.c | $(BPF_SKELS)
 	$(call msg,CC,$<)
@@ -166,21 +186,26 @@ check: check-unit check-netns check-docker
 check-unit: $(BUILD)/check_unit $(PROGS)
 	$(call msg,TEST,unit)
 	$(Q)EGRESSCTL=$(CURDIR)/$(BUILD)/egressctl \
+		EGRESS_RUNC=$(CURDIR)/$(BUILD)/egress-runc \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/check_unit
 
 # Helpers of the netns tier (built with it, never installed).
 TEST_PROGS := $(BUILD)/bpf-probe
-NFQ_LIBS := $(shell $(PKG_CONFIG) --libs libnetfilter_queue libmnl 2>/dev/null)
 
 $(BUILD)/bpf-probe: $(BUILD)/tests/netns/bpf_probe.o $(CORE_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS) $(NFQ_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
 TEST_PROGS += $(BUILD)/nf-probe
 $(BUILD)/nf-probe: $(BUILD)/tests/netns/nf_probe.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS)
+
+TEST_PROGS += $(BUILD)/nfq-probe
+$(BUILD)/nfq-probe: $(BUILD)/tests/netns/nfq_probe.o $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 
 check-netns: all $(TEST_PROGS)
 	$(Q)tests/netns/run.sh $(BUILD)
@@ -228,15 +253,24 @@ $(BUILD)/bench_tlsload: bench/bench_tlsload.c
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -D_GNU_SOURCE $(ALL_CFLAGS) -o $@ $< $(LIBS)
 
+# The UDP/DNS load tool and fast echo/DNS servers of bench/bench_udp.sh;
+# libc only.
+$(BUILD)/bench_udpload: bench/bench_udpload.c
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -D_GNU_SOURCE $(ALL_CFLAGS) -o $@ $<
+
 # The micro-benchmarks, then the proxy side by side with its peers in a
-# simulator world (needs root and the Debian peers of scripts/install-deps.sh).
+# simulator world, then UDP and DNS through egressd against no rules in
+# another (need root and the Debian packages of scripts/install-deps.sh).
 bench: $(BUILD)/bench_policy $(BUILD)/bench_attrib $(BUILD)/bench_jlog \
-		$(BUILD)/bench_certforge $(BUILD)/bench_tlsload $(PROGS)
+		$(BUILD)/bench_certforge $(BUILD)/bench_tlsload \
+		$(BUILD)/bench_udpload $(PROGS)
 	$(Q)$(BUILD)/bench_policy
 	$(Q)$(BUILD)/bench_attrib
 	$(Q)$(BUILD)/bench_jlog
 	$(Q)$(BUILD)/bench_certforge
 	$(Q)bench/bench_proxy.sh $(BUILD)
+	$(Q)bench/bench_udp.sh $(BUILD)
 
 # ---- install --------------------------------------------------------------
 
@@ -245,10 +279,12 @@ install: all
 	install -m 0755 $(BUILD)/egressd $(DESTDIR)$(PREFIX)/sbin/egressd
 	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
 	install -m 0755 $(BUILD)/egress-sim $(DESTDIR)$(PREFIX)/bin/egress-sim
+	install -m 0755 $(BUILD)/egress-runc $(DESTDIR)$(PREFIX)/sbin/egress-runc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/egressctl $(DESTDIR)$(PREFIX)/bin/egress-sim \
-		$(DESTDIR)$(PREFIX)/sbin/egressd
+		$(DESTDIR)$(PREFIX)/sbin/egressd \
+		$(DESTDIR)$(PREFIX)/sbin/egress-runc
 
 # ---- formatting -----------------------------------------------------------
 

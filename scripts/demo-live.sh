@@ -48,6 +48,11 @@ run container:0 curl -sS -m 5 --cacert "$ca" https://api.sim.test/
 run container:0 sh -c 'echo hello-echo | socat -t2 - TCP:203.0.113.10:7'
 run host sh -c 'echo x | socat -t2 - TCP:203.0.113.10:22'
 run container:0 socat -T2 - 'TCP6:[2001:db8::1]:80'
+run host dig +short +tries=1 +time=2 example.test
+run container:0 dig +tries=1 +time=2 +noall +comments telemetry.sim.test
+run host dig +short +tcp +tries=1 +time=2 @198.51.100.53 registry.sim.test
+run container:0 sh -c 'echo hello-udp | socat -t1 - UDP:203.0.113.10:9999'
+run host sh -c 'echo exfil | socat -t1 - UDP:203.0.113.10:9998'
 sleep 0.3
 echo "== the connection log ($d/connections.jsonl)"
 sed 's/^/    /' "$d/connections.jsonl"

@@ -22,7 +22,7 @@ PKGS=(
 	node-llhttp
 	# tests
 	check iproute2 iptables procps util-linux curl openssl socat
-	dnsutils
+	dnsutils python3
 	# the Docker tier: dockerd confined to a simulated netns, busybox images
 	docker.io busybox-static
 	# the kernel matrix in VMs (make vm-check / vm-matrix, vm/): qemu,
@@ -31,6 +31,8 @@ PKGS=(
 	# benchmarks: load generators, a fast static server, the peer proxies
 	# (bench/bench_proxy.sh)
 	hyperfine wrk nginx-light mitmproxy sslsplit
+	# DNS load generator (bench/bench_udp.sh)
+	dnsperf
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -2,6 +2,8 @@
  * egress-sim.c - the simulator's command line.
  *
  *   egress-sim up [NAME] [--containers N] [--user-containers M]
+ *                 [--docker [--runc-wrapper PATH | --no-runc-wrapper]
+ *                           [--egress-ca PATH]]
  *   egress-sim down NAME
  *   egress-sim exec NAME {host|internet|container:K} [--cgroup REL] -- CMD...
  *   egress-sim add-container NAME [--bridge docker0|br-sim1]
@@ -25,8 +27,10 @@
 #include "svc.h"
 
 static const char usage[] =
-	"usage: egress-sim up [NAME] [--containers N] [--user-containers M]"
-	" [--docker]\n"
+	"usage: egress-sim up [NAME] [--containers N] [--user-containers M]\n"
+	"                     [--docker [--runc-wrapper PATH | "
+	"--no-runc-wrapper]\n"
+	"                               [--egress-ca PATH]]\n"
 	"       egress-sim down NAME\n"
 	"       egress-sim exec NAME {host|internet|container:K} [--cgroup REL]"
 	" [--keep-mounts] -- CMD...\n"
@@ -66,6 +70,9 @@ static int cmd_up(int argc, char **argv)
 		{ "containers", required_argument, NULL, 'c' },
 		{ "user-containers", required_argument, NULL, 'u' },
 		{ "docker", no_argument, NULL, 'd' },
+		{ "runc-wrapper", required_argument, NULL, 'w' },
+		{ "no-runc-wrapper", no_argument, NULL, 'W' },
+		{ "egress-ca", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim_up_opts o = { 0 };
@@ -82,6 +89,18 @@ static int cmd_up(int argc, char **argv)
 			o.docker = true;
 			continue;
 		}
+		if (c == 'w') {
+			o.runc_wrapper = optarg;
+			continue;
+		}
+		if (c == 'W') {
+			o.no_runc_wrapper = true;
+			continue;
+		}
+		if (c == 'a') {
+			o.egress_ca = optarg;
+			continue;
+		}
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -89,6 +108,16 @@ static int cmd_up(int argc, char **argv)
 		name = argv[optind++];
 	if (optind != argc) {
 		fputs(usage, stderr);
+		return 2;
+	}
+	if ((o.runc_wrapper || o.no_runc_wrapper || o.egress_ca) && !o.docker) {
+		fprintf(stderr, "egress-sim: --runc-wrapper, --no-runc-wrapper "
+				"and --egress-ca go with --docker\n");
+		return 2;
+	}
+	if (o.runc_wrapper && o.no_runc_wrapper) {
+		fprintf(stderr, "egress-sim: --runc-wrapper or "
+				"--no-runc-wrapper, not both\n");
 		return 2;
 	}
 	return sim_up(name, &o) == 0 ? 0 : 1;

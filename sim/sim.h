@@ -62,6 +62,10 @@ struct sim_world {
 	unsigned ncontainers;
 	int services_pid;
 	int dockerd_pid; /* -1: no dockerd (up without --docker) */
+	/* dockerd's default runtime: egress-runc at this path, with its
+	 * settings in <state>/egress-runc.conf; "" means plain runc */
+	char runc_wrapper[512];
+	char egress_ca[512]; /* the CA the wrapper injects */
 };
 
 const char *sim_bridge_name(enum sim_bridge b);
@@ -143,6 +147,13 @@ struct sim_up_opts {
 	unsigned containers; /* on docker0 */
 	unsigned user_containers; /* on br-sim1 */
 	bool docker; /* start dockerd in the host netns */
+	/* dockerd's default runtime: egress-runc from this path (NULL: the
+	 * egress-runc next to the running egress-sim), or plain runc */
+	const char *runc_wrapper;
+	bool no_runc_wrapper;
+	/* the CA the wrapper injects (NULL: <state>/egressd/ca.pem, where
+	 * the tests' egressd publishes it) */
+	const char *egress_ca;
 };
 
 int sim_up(const char *name, const struct sim_up_opts *o) NONNULL(1, 2);

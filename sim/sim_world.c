@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <sched.h>
@@ -109,10 +110,22 @@ static json_t *world_json(const struct sim_world *w)
 	}
 	snprintf(path, sizeof(path), "%s/ca.pem", w->state);
 	json_t *docker = json_null();
-	if (w->dockerd_pid > 0)
-		docker = json_pack("{s:i,s:s+,s:s+}", "pid", w->dockerd_pid,
+	if (w->dockerd_pid > 0) {
+		docker = json_pack("{s:i,s:s+,s:s+,s:s}", "pid", w->dockerd_pid,
 				   "socket", w->state, "/docker.sock", "log",
-				   w->state, "/dockerd.log");
+				   w->state, "/dockerd.log", "runtime",
+				   w->runc_wrapper[0] ? "egress" : "runc");
+		if (docker && w->runc_wrapper[0]) {
+			json_t *rt = json_pack("{s:s,s:s+,s:s+,s:s}",
+					       "runtime_path", w->runc_wrapper,
+					       "runc_config", w->state,
+					       "/egress-runc.conf", "runc_log",
+					       w->state, "/egress-runc.log",
+					       "egress_ca", w->egress_ca);
+			json_object_update(docker, rt);
+			json_decref(rt);
+		}
+	}
 	return json_pack(
 		"{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:s,s:s},s:s,s:s,s:{s:i,s:s+},"
 		"s:o,s:o}",
@@ -166,6 +179,14 @@ static int load(const char *name, struct sim_world *w, bool quiet)
 		json_object_get(json_object_get(j, "docker"), "pid"));
 	if (!w->dockerd_pid)
 		w->dockerd_pid = -1;
+	snprintf(
+		w->runc_wrapper, sizeof(w->runc_wrapper), "%s",
+		json_string_value(json_object_get(json_object_get(j, "docker"), "runtime_path")) ?:
+			"");
+	snprintf(
+		w->egress_ca, sizeof(w->egress_ca), "%s",
+		json_string_value(json_object_get(json_object_get(j, "docker"), "egress_ca")) ?:
+			"");
 	cs = json_object_get(j, "containers");
 	json_array_foreach(cs, i, c)
 	{
@@ -246,7 +267,7 @@ static int write_svc_config(const struct sim_world *w, char *path, size_t len)
 		" s:[{s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o},"
 		"    {s:s,s:i,s:o},{s:s,s:i,s:o},{s:s,s:i,s:o}],"
 		" s:[{s:s,s:i,s:O,s:i},{s:s,s:i,s:O,s:i}],"
-		" s:[{s:s,s:i}],"
+		" s:[{s:s,s:i},{s:s,s:i}],"
 		" s:[{s:s,s:i},{s:s,s:i}],"
 		" s:[{s:s,s:i,s:s}]}",
 		"log", log,
@@ -269,10 +290,11 @@ static int write_svc_config(const struct sim_world *w, char *path, size_t len)
 		300, "addr", SIM_RESOLVER2, "port", 53, "zone", zone_j, "ttl",
 		300,
 		/* echo services and a server-first protocol */
-		"udp_echo", "addr", "203.0.113.10", "port", 9999, "tcp_echo",
-		"addr", "203.0.113.10", "port", 7, "addr", "203.0.113.10",
-		"port", 22, "tcp_banner", "addr", "203.0.113.10", "port", 25,
-		"banner", "220 sim.test ESMTP egress-sim\r\n");
+		"udp_echo", "addr", "203.0.113.10", "port", 9999, "addr",
+		"203.0.113.10", "port", 9998, "tcp_echo", "addr",
+		"203.0.113.10", "port", 7, "addr", "203.0.113.10", "port", 22,
+		"tcp_banner", "addr", "203.0.113.10", "port", 25, "banner",
+		"220 sim.test ESMTP egress-sim\r\n");
 	json_decref(zone_j);
 	if (!cfg) {
 		fprintf(stderr,
@@ -394,22 +416,174 @@ static int docker_ping(const char *sock)
 }
 
 /*
+ * The egress-runc dockerd runs as its default runtime: the one asked for,
+ * else the one built next to this egress-sim.  Absolute, because
+ * containerd's shims run it from their own working directories.
+ */
+static int resolve_wrapper(const struct sim_up_opts *o, char *out, size_t len)
+{
+	char path[PATH_MAX], self[PATH_MAX];
+	ssize_t n;
+
+	if (o->runc_wrapper) {
+		if (!realpath(o->runc_wrapper, path)) {
+			fprintf(stderr, "egress-sim: --runc-wrapper %s: %s\n",
+				o->runc_wrapper, strerror(errno));
+			return -1;
+		}
+	} else {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0)
+			return -1;
+		self[n] = '\0';
+		snprintf(path, sizeof(path), "%.*s/egress-runc",
+			 (int)(strrchr(self, '/') - self), self);
+	}
+	if (access(path, X_OK) < 0) {
+		fprintf(stderr,
+			"egress-sim: %s: %s (build it with make, name "
+			"another with --runc-wrapper, or run plain runc "
+			"with --no-runc-wrapper)\n",
+			path, strerror(errno));
+		return -1;
+	}
+	if (strlen(path) >= len) {
+		fprintf(stderr, "egress-sim: %s: path too long\n", path);
+		return -1;
+	}
+	memcpy(out, path, strlen(path) + 1);
+	return 0;
+}
+
+/* The real runc: the first `runc` on PATH, then in the system's sbin
+ * directories, that is not the wrapper itself (compared by inode, in case
+ * someone installed the wrapper over runc). */
+static int find_runc(const char *wrapper, char *out, size_t len)
+{
+	const char *env = getenv("PATH");
+	char dirs[4096];
+	struct stat ws, rs;
+	bool have_ws = stat(wrapper, &ws) == 0;
+
+	snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/bin:/sbin:/bin",
+		 env ? env : "");
+	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
+		if (d[0] != '/')
+			continue;
+		snprintf(out, len, "%s/runc", d);
+		if (access(out, X_OK) < 0 || stat(out, &rs) < 0)
+			continue;
+		if (have_ws && rs.st_dev == ws.st_dev && rs.st_ino == ws.st_ino)
+			continue;
+		return 0;
+	}
+	fprintf(stderr, "egress-sim: no runc found for egress-runc to run "
+			"(install docker.io: scripts/install-deps.sh)\n");
+	return -1;
+}
+
+/*
+ * The wrapper's settings for this world, read by egress-runc on every
+ * call (dockerd hands EGRESS_RUNC_CONFIG down through containerd and its
+ * shims): the real runc, the CA that the world's egressd publishes, the
+ * world's dockerd for image names in warnings, and a log, since messages
+ * during `runc create` otherwise end up in the container's stderr.
+ */
+static int write_runc_conf(const struct sim_world *w)
+{
+	char path[512], runc[PATH_MAX];
+	FILE *f;
+
+	if (find_runc(w->runc_wrapper, runc, sizeof(runc)) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/egress-runc.conf", w->state);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "egress-sim: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f,
+		"# egress-runc settings of world %s (egress-sim up --docker)\n"
+		"runc = %s\nca = %s\ndocker_socket = %s/docker.sock\n"
+		"log = %s/egress-runc.log\n",
+		w->name, runc, w->egress_ca, w->state, w->state);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* dockerd's environment: ours, minus any EGRESS_RUNC_* override (the
+ * world's config file decides), plus the config file.  In the child. */
+static void runc_env(const struct sim_world *w)
+{
+	extern char **environ;
+	char path[512];
+
+	for (bool again = true; again;) {
+		again = false;
+		for (char **e = environ; *e; e++) {
+			char name[256];
+			const char *eq = strchr(*e, '=');
+			if (strncmp(*e, "EGRESS_RUNC_", 12) || !eq ||
+			    (size_t)(eq - *e) >= sizeof(name))
+				continue;
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - *e),
+				 *e);
+			unsetenv(name);
+			again = true;
+			break;
+		}
+	}
+	if (w->runc_wrapper[0]) {
+		snprintf(path, sizeof(path), "%s/egress-runc.conf", w->state);
+		setenv("EGRESS_RUNC_CONFIG", path, 1);
+	}
+}
+
+/*
  * dockerd in the world's host netns, with its own data and exec roots,
  * socket and pid file, its containers' cgroups under the world's (so BPF
  * attached to the world sees them, and `docker` stays in the path for
  * @docker rules) and the world's resolver for containers.  It adopts the
  * docker0 bridge the world made.
  */
-static int start_dockerd(struct sim_world *w, int host_fd)
+static int start_dockerd(struct sim_world *w, int host_fd,
+			 const struct sim_up_opts *o)
 {
 	char data[512], exec_root[512], pidf[512], sock[512], host[600];
-	char log[512], cg[1024], parent[512];
+	char log[512], cg[1024], parent[512], runtime[600];
+	char *argv[32];
+	size_t argc = 0;
 	pid_t pid;
 
 	if (!sim_have_command("dockerd")) {
 		fprintf(stderr, "egress-sim: --docker needs dockerd: install "
 				"docker.io (scripts/install-deps.sh)\n");
 		return -1;
+	}
+	w->runc_wrapper[0] = w->egress_ca[0] = '\0';
+	if (!o->no_runc_wrapper) {
+		if (resolve_wrapper(o, w->runc_wrapper,
+				    sizeof(w->runc_wrapper)) < 0)
+			return -1;
+		if (o->egress_ca && o->egress_ca[0] != '/') {
+			fprintf(stderr, "egress-sim: --egress-ca takes an "
+					"absolute path\n");
+			return -1;
+		}
+		if (o->egress_ca &&
+		    strlen(o->egress_ca) >= sizeof(w->egress_ca)) {
+			fprintf(stderr, "egress-sim: --egress-ca: path too "
+					"long\n");
+			return -1;
+		}
+		if (o->egress_ca)
+			snprintf(w->egress_ca, sizeof(w->egress_ca), "%s",
+				 o->egress_ca);
+		else
+			snprintf(w->egress_ca, sizeof(w->egress_ca),
+				 "%s/egressd/ca.pem", w->state);
+		if (write_runc_conf(w) < 0)
+			return -1;
 	}
 	snprintf(data, sizeof(data), "%s/docker/data", w->state);
 	snprintf(exec_root, sizeof(exec_root), "%s/docker/exec", w->state);
@@ -422,6 +596,29 @@ static int start_dockerd(struct sim_world *w, int host_fd)
 	if (sim_mkdir_p(data, 0700) || sim_mkdir_p(exec_root, 0700) ||
 	    sim_cgroup_mkdir(cg))
 		return -1;
+	argv[argc++] = "dockerd";
+	argv[argc++] = "--data-root";
+	argv[argc++] = data;
+	argv[argc++] = "--exec-root";
+	argv[argc++] = exec_root;
+	argv[argc++] = "--pidfile";
+	argv[argc++] = pidf;
+	argv[argc++] = "-H";
+	argv[argc++] = host;
+	argv[argc++] = "--cgroup-parent";
+	argv[argc++] = parent;
+	argv[argc++] = "--dns";
+	argv[argc++] = SIM_RESOLVER;
+	argv[argc++] = "--userland-proxy=false";
+	if (w->runc_wrapper[0]) {
+		snprintf(runtime, sizeof(runtime), "egress=%s",
+			 w->runc_wrapper);
+		argv[argc++] = "--add-runtime";
+		argv[argc++] = runtime;
+		argv[argc++] = "--default-runtime";
+		argv[argc++] = "egress";
+	}
+	argv[argc] = NULL;
 	pid = fork();
 	if (pid < 0)
 		return -1;
@@ -435,10 +632,8 @@ static int start_dockerd(struct sim_world *w, int host_fd)
 		dup2(null, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execlp("dockerd", "dockerd", "--data-root", data, "--exec-root",
-		       exec_root, "--pidfile", pidf, "-H", host,
-		       "--cgroup-parent", parent, "--dns", SIM_RESOLVER,
-		       "--userland-proxy=false", (char *)NULL);
+		runc_env(w);
+		execvp("dockerd", argv);
 		_exit(127);
 	}
 	w->dockerd_pid = pid;
@@ -656,7 +851,7 @@ static int up_steps(struct sim_world *w, const struct sim_up_opts *o)
 	if (start_services(w, inet_fd))
 		goto out;
 	crash_point("services");
-	if (o->docker && start_dockerd(w, host_fd))
+	if (o->docker && start_dockerd(w, host_fd, o))
 		goto out;
 	crash_point("docker");
 	for (unsigned k = 0; k < o->containers + o->user_containers; k++) {

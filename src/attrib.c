@@ -24,6 +24,7 @@
 
 #include "bpfload.h"
 #include "cgroup.h"
+#include "dockerimg.h"
 #include "util.h"
 
 struct attrib {
@@ -35,6 +36,7 @@ struct attrib {
 	char *proc_root;
 	char *worker_exe;
 	char *runner_cgroup;
+	struct dockerimg *docker; /* not owned */
 	uint64_t tick_ns; /* one /proc clock tick (1/USER_HZ s) in ns */
 };
 
@@ -450,6 +452,16 @@ static int check_cgroup(const struct egress_owner *o, const char *cgroup)
 	return 0;
 }
 
+/* The image of the container whose cgroup this is, from the cache only. */
+static char *container_image(const attrib_t *a, const char *cgroup)
+{
+	char id[DOCKERIMG_ID_LEN + 1];
+
+	if (!a->docker || !dockerimg_container_id(cgroup, id))
+		return NULL;
+	return dockerimg_get(a->docker, id);
+}
+
 void attrib_proc_free(struct attrib_proc *p)
 {
 	if (!p)
@@ -457,6 +469,7 @@ void attrib_proc_free(struct attrib_proc *p)
 	free(p->exe);
 	free_list(p->cmdline, p->ncmdline);
 	free(p->cgroup);
+	free(p->image);
 	free(p->step);
 	free(p->action);
 	free(p);
@@ -490,6 +503,7 @@ int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 		goto fail;
 	p->exe = read_link(a, pid, "exe");
 	p->cmdline = read_nul_list(a, pid, "cmdline", &p->ncmdline);
+	p->image = container_image(a, p->cgroup);
 	attrib_github_context(a, pid, p->cgroup, &p->step, &p->action);
 	/* The reads above are not atomic: if the pid changed hands while we
 	 * read, the start time tells. */
@@ -582,6 +596,7 @@ attrib_t *attrib_new(const struct attrib_opts *o)
 
 	a->conn_fd = a->cookie_fd = a->diag_fd = -1;
 	a->tick_ns = 1000000000ull / (uint64_t)(hz > 0 ? hz : 100);
+	a->docker = o->docker;
 	a->proc_root = util_xstrdup(o->proc_root ? o->proc_root : "/proc");
 	a->worker_exe = util_xstrdup(o->worker_exe ? o->worker_exe :
 						     ATTRIB_WORKER_EXE_DEFAULT);

@@ -12,6 +12,8 @@
  * Threads: an attrib_t is used by one thread at a time (it owns one
  * netlink socket).  All reads are synchronous (/proc, bpf(2), netlink);
  * callers on an event loop should expect tens of microseconds per lookup.
+ * The image of a container comes from the dockerimg cache, which never
+ * waits for dockerd: a container not in it yet has no image this time.
  */
 #ifndef EGRESS_ATTRIB_H
 #define EGRESS_ATTRIB_H
@@ -23,6 +25,8 @@
 
 #include "cdefs.h"
 #include "egress.h"
+
+struct dockerimg;
 
 /* Reference §3.5 defaults: the runner's worker and the runner cgroup. */
 #define ATTRIB_WORKER_EXE_DEFAULT \
@@ -56,6 +60,7 @@ struct attrib_proc {
 			   replaced), NULL if empty */
 	size_t ncmdline;
 	char *cgroup; /* cgroup v2 path, NULL if unknown */
+	char *image; /* Docker image of the container (dockerimg), or NULL */
 	char *step; /* GitHub context (reference §3.5), NULL if none */
 	char *action;
 	enum attrib_via via;
@@ -74,6 +79,9 @@ struct attrib_opts {
 	const char *proc_root; /* NULL: "/proc" */
 	const char *worker_exe; /* NULL: ATTRIB_WORKER_EXE_DEFAULT */
 	const char *runner_cgroup; /* NULL: ATTRIB_RUNNER_CGROUP_DEFAULT */
+	/* Image names of containers (not owned; shared by every attrib_t,
+	 * outlives them); NULL: no image. */
+	struct dockerimg *docker;
 };
 
 typedef struct attrib attrib_t;

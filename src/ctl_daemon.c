@@ -73,7 +73,8 @@ static void report_dead(const char *control, const char *pin_dir, FILE *out)
 	fprintf(out, "egressd is NOT RUNNING (no answer on %s)\n", control);
 	if (rules == 1)
 		fprintf(out, "  netfilter: its EGRESS_* chains are still "
-			     "installed: TCP to the proxy port is refused "
+			     "installed: TCP to the proxy port is refused, "
+			     "queued UDP, DNS and other protocols are dropped "
 			     "(failing closed)\n");
 	else if (rules == 0)
 		fprintf(out, "  netfilter: no EGRESS_* chains: traffic is NOT "

@@ -12,14 +12,16 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nfrules.h"
 
-/* Defaults as SPEC §2 gives them; the mark is ours to choose (a high bit,
- * clear of Docker's and kube-proxy's marks and of the UDP bits 0x2, 0x4). */
+/* Defaults as SPEC §2 gives them; the marks are ours to choose (see
+ * nfrules.h). */
 #define NF_DEFAULT_PORT 8080
 #define NF_DEFAULT_MARK NFRULES_DEFAULT_MARK
 #define NF_MAX_BRIDGES 64
@@ -27,12 +29,19 @@
 static const char nf_usage[] =
 	"usage: egressctl nf install [--port N] [--mark MARK[/MASK]] "
 	"[--bridge PATTERN]...\n"
-	"                            [--intercept-loopback]\n"
+	"                            [--intercept-loopback] [--dns-port N] "
+	"[--queue N]\n"
+	"                            [--mark-dns MARK] [--mark-udp MARK] "
+	"[--allow-icmp]\n"
+	"                            [--exempt-uid UID|USER]\n"
 	"       egressctl nf script  [the same options]\n"
 	"       egressctl nf remove\n"
 	"       egressctl nf status\n"
 	"defaults: --port 8080 --mark 0x10000000/0x10000000 --bridge docker0 "
-	"--bridge 'br-+'\n";
+	"--bridge 'br-+'\n"
+	"          --dns-port 8053 --queue 1 --mark-dns 0x20000000 "
+	"--mark-udp 0x40000000\n"
+	"          no exempt uid, ICMP queued (dropped without a consumer)\n";
 
 static const char *const nf_default_bridges[] = { "docker0", "br-+" };
 
@@ -57,6 +66,40 @@ static int nf_parse_mark(const char *s, uint32_t *mark, uint32_t *mask)
 	if (errno || end == s || *end || v > UINT32_MAX || *s == '-')
 		return -1;
 	*mask = (uint32_t)v;
+	return 0;
+}
+
+/* A mark without a mask: the rules test and set exactly its bits. */
+static int nf_parse_bits(const char *s, uint32_t *bits)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || v > UINT32_MAX || *s == '-')
+		return -1;
+	*bits = (uint32_t)v;
+	return 0;
+}
+
+/* A user name, or a uid in decimal (a name that is all digits is taken as
+ * a name first, as egressd does). */
+static int nf_parse_uid(const char *s, int *uid)
+{
+	struct passwd *pw = getpwnam(s);
+	unsigned long v;
+	char *end;
+
+	if (pw && pw->pw_uid <= INT_MAX) {
+		*uid = (int)pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > INT_MAX || *s < '0' || *s > '9')
+		return -1;
+	*uid = (int)v;
 	return 0;
 }
 
@@ -86,6 +129,12 @@ static int nf_parse_opts(int argc, char **argv, struct nfrules_cfg *c,
 		{ "mark", required_argument, NULL, 'm' },
 		{ "bridge", required_argument, NULL, 'b' },
 		{ "intercept-loopback", no_argument, NULL, 'L' },
+		{ "dns-port", required_argument, NULL, 'd' },
+		{ "queue", required_argument, NULL, 'q' },
+		{ "mark-dns", required_argument, NULL, 'D' },
+		{ "mark-udp", required_argument, NULL, 'u' },
+		{ "allow-icmp", no_argument, NULL, 'i' },
+		{ "exempt-uid", required_argument, NULL, 'U' },
 		{ 0 },
 	};
 	size_t n = 0;
@@ -94,6 +143,10 @@ static int nf_parse_opts(int argc, char **argv, struct nfrules_cfg *c,
 	*c = (struct nfrules_cfg){ .proxy_port = NF_DEFAULT_PORT,
 				   .mark = NF_DEFAULT_MARK,
 				   .mark_mask = NF_DEFAULT_MARK,
+				   .dns_port = NFRULES_DEFAULT_DNS_PORT,
+				   .queue_num = NFRULES_DEFAULT_QUEUE,
+				   .mark_dns = NFRULES_DEFAULT_MARK_DNS,
+				   .mark_udp = NFRULES_DEFAULT_MARK_UDP,
 				   .exempt_uid = -1 };
 	optind = 1;
 	opterr = 0;
@@ -128,6 +181,41 @@ static int nf_parse_opts(int argc, char **argv, struct nfrules_cfg *c,
 			break;
 		case 'L':
 			c->intercept_loopback = true;
+			break;
+		case 'd':
+		case 'q':
+			if (nf_parse_port(optarg, ch == 'd' ?
+							  &c->dns_port :
+							  &c->queue_num) < 0) {
+				fprintf(err, "egressctl nf: bad %s '%s'\n",
+					ch == 'd' ? "DNS port" : "queue number",
+					optarg);
+				return CTL_USAGE;
+			}
+			break;
+		case 'D':
+		case 'u':
+			if (nf_parse_bits(optarg, ch == 'D' ?
+							  &c->mark_dns :
+							  &c->mark_udp) < 0) {
+				fprintf(err,
+					"egressctl nf: bad mark '%s' (a number, "
+					"e.g. 0x20000000)\n",
+					optarg);
+				return CTL_USAGE;
+			}
+			break;
+		case 'i':
+			c->allow_icmp = true;
+			break;
+		case 'U':
+			if (nf_parse_uid(optarg, &c->exempt_uid) < 0) {
+				fprintf(err,
+					"egressctl nf: '%s' is neither a user "
+					"nor a uid\n",
+					optarg);
+				return CTL_USAGE;
+			}
 			break;
 		default:
 			fputs(nf_usage, err);

@@ -24,6 +24,7 @@ struct dnscache {
 	struct dc_ent **heap;
 	size_t n;
 	size_t capacity;
+	long ttl_min, ttl_max;
 };
 
 struct dnscache *dnscache_new(size_t capacity)
@@ -32,8 +33,21 @@ struct dnscache *dnscache_new(size_t capacity)
 
 	pthread_mutex_init(&c->mu, NULL);
 	c->capacity = capacity ? capacity : 1;
+	c->ttl_min = DNSCACHE_TTL_MIN;
+	c->ttl_max = DNSCACHE_TTL_MAX;
 	c->heap = util_xcalloc(c->capacity, sizeof(*c->heap));
 	return c;
+}
+
+int dnscache_set_ttl_bounds(struct dnscache *c, long min, long max)
+{
+	if (min < 0 || max < min)
+		return -1;
+	pthread_mutex_lock(&c->mu);
+	c->ttl_min = min;
+	c->ttl_max = max;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
 }
 
 static void ent_free(struct dc_ent *e)
@@ -116,11 +130,11 @@ void dnscache_add(struct dnscache *c, const char *const *ips, size_t nips,
 {
 	char *lname = util_ascii_lower(name, strlen(name));
 
-	if (ttl < DNSCACHE_TTL_MIN)
-		ttl = DNSCACHE_TTL_MIN;
-	if (ttl > DNSCACHE_TTL_MAX)
-		ttl = DNSCACHE_TTL_MAX;
 	pthread_mutex_lock(&c->mu);
+	if (ttl < c->ttl_min)
+		ttl = c->ttl_min;
+	if (ttl > c->ttl_max)
+		ttl = c->ttl_max;
 	for (size_t i = 0; i < nips; i++) {
 		size_t len = strlen(ips[i]);
 		struct dc_ent *e = hmap_get(&c->map, ips[i], len);

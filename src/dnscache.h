@@ -25,6 +25,13 @@ struct dnscache;
 struct dnscache *dnscache_new(size_t capacity) WUNRES;
 void dnscache_free(struct dnscache *c);
 
+/*
+ * Replaces the TTL clamp [DNSCACHE_TTL_MIN, DNSCACHE_TTL_MAX] for later
+ * additions (egressd --dns-ttl-min/--dns-ttl-max: tests that watch an entry
+ * expire do not wait a minute).  -1 if min < 0 or max < min.
+ */
+int dnscache_set_ttl_bounds(struct dnscache *c, long min, long max) NONNULL(1);
+
 /* Maps each of ips to name (lower-cased) for ttl seconds (clamped). */
 void dnscache_add(struct dnscache *c, const char *const *ips, size_t nips,
 		  const char *name, long ttl, double now) NONNULL(1, 4);

@@ -41,6 +41,8 @@
 #include "bpfload.h"
 #include "certforge.h"
 #include "dnscache.h"
+#include "udpd.h"
+#include "dockerimg.h"
 #include "jlog.h"
 #include "nfrules.h"
 #include "policy.h"
@@ -77,6 +79,13 @@ struct opts {
 	unsigned workers;
 	unsigned first_bytes_ms;
 	unsigned idle_timeout_s;
+	unsigned dns_port;
+	unsigned queue_num;
+	uint32_t mark_dns, mark_udp;
+	bool allow_icmp;
+	unsigned dns_timeout_ms;
+	long dns_ttl_min, dns_ttl_max;
+	const char *docker_socket; /* NULL: no image attribution */
 };
 
 struct daemon {
@@ -87,7 +96,10 @@ struct daemon {
 	time_t started;
 	struct proxy_shared sh;
 	struct proxy *proxy;
+	struct udpd_shared ush;
+	struct udpd *udpd;
 	bpfload_t *bpf;
+	struct dockerimg *docker;
 	struct nfrules_cfg nf;
 	bool nf_installed;
 	struct event_base *base;
@@ -121,11 +133,25 @@ static const char usage[] =
 	"  --repo OWNER/REPO       {owner}/{repo} placeholders\n"
 	"  --strict-host           Host/SNI must match the destination IP\n"
 	"  --intercept-loopback    intercept TCP to 127.0.0.0/8 too\n"
-	"  --exempt-uid UID|USER   a local stub resolver's uid\n"
+	"  --exempt-uid UID|USER|none  a local stub resolver's uid "
+	"(systemd-resolve if it exists)\n"
+	"  --dns-port N            DNS proxy UDP port (8053)\n"
+	"  --queue N               NFQUEUE number for UDP and other "
+	"protocols (1)\n"
+	"  --mark-dns M            mark bit of queued DNS (0x20000000)\n"
+	"  --mark-udp M            mark bit of allowed UDP flows "
+	"(0x40000000)\n"
+	"  --allow-icmp            let ICMP through (dropped and logged "
+	"otherwise)\n"
+	"  --dns-timeout-ms N      wait for a resolver's answer (5000)\n"
+	"  --dns-ttl-min S         DNS cache TTL floor (60)\n"
+	"  --dns-ttl-max S         DNS cache TTL ceiling (3600)\n"
 	"  --workers N             proxy threads (number of CPUs)\n"
 	"  --first-bytes-ms N      wait for client bytes before judging raw "
 	"TCP (2000)\n"
 	"  --idle-timeout S        close idle connections (300)\n"
+	"  --docker-socket PATH|none  dockerd's API, for container images "
+	"(" DOCKERIMG_SOCKET_DEFAULT ")\n"
 	"  --foreground            do not detach\n"
 	"  --cleanup               remove the rules and BPF pins of a daemon "
 	"that is not coming back\n";
@@ -186,13 +212,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "first-bytes-ms", required_argument, NULL, 'f' },
 		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "dns-port", required_argument, NULL, 'D' },
+		{ "queue", required_argument, NULL, 'Q' },
+		{ "mark-dns", required_argument, NULL, '2' },
+		{ "mark-udp", required_argument, NULL, '4' },
+		{ "allow-icmp", no_argument, NULL, 'A' },
+		{ "dns-timeout-ms", required_argument, NULL, 'T' },
+		{ "dns-ttl-min", required_argument, NULL, 'n' },
+		{ "dns-ttl-max", required_argument, NULL, 'x' },
+		{ "docker-socket", required_argument, NULL, 'k' },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "cleanup", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
+	uint32_t mask;
 	int c, idx = 0;
+	bool exempt_set = false;
 
 	o->port = 8080;
 	o->ca_dir = "/var/lib/egressd";
@@ -205,6 +242,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->exempt_uid = -1;
 	o->first_bytes_ms = 2000;
 	o->idle_timeout_s = 300;
+	o->dns_port = NFRULES_DEFAULT_DNS_PORT;
+	o->queue_num = NFRULES_DEFAULT_QUEUE;
+	o->mark_dns = NFRULES_DEFAULT_MARK_DNS;
+	o->mark_udp = NFRULES_DEFAULT_MARK_UDP;
+	o->dns_timeout_ms = UDPD_DEFAULT_TIMEOUT_MS;
+	o->dns_ttl_min = DNSCACHE_TTL_MIN;
+	o->dns_ttl_max = DNSCACHE_TTL_MAX;
+	o->docker_socket = DOCKERIMG_SOCKET_DEFAULT;
 	while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
 		switch (c) {
 		case 'P':
@@ -275,7 +320,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'U': {
 			struct passwd *pw = getpwnam(optarg);
-			if (pw)
+
+			exempt_set = true;
+			if (strcmp(optarg, "none") == 0)
+				o->exempt_uid = -1;
+			else if (pw)
 				o->exempt_uid = (int)pw->pw_uid;
 			else if (parse_uint(optarg, INT_MAX, &v) == 0)
 				o->exempt_uid = (int)v;
@@ -297,6 +346,48 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (parse_uint(optarg, 86400, &v) || !v)
 				goto bad;
 			o->idle_timeout_s = (unsigned)v;
+			break;
+		case 'D':
+			if (parse_uint(optarg, 65535, &v) || !v)
+				goto bad;
+			o->dns_port = (unsigned)v;
+			break;
+		case 'Q':
+			if (parse_uint(optarg, 65535, &v))
+				goto bad;
+			o->queue_num = (unsigned)v;
+			break;
+		case '2':
+			if (parse_mark(optarg, &o->mark_dns, &mask) ||
+			    mask != o->mark_dns)
+				goto bad;
+			break;
+		case '4':
+			if (parse_mark(optarg, &o->mark_udp, &mask) ||
+			    mask != o->mark_udp)
+				goto bad;
+			break;
+		case 'A':
+			o->allow_icmp = true;
+			break;
+		case 'T':
+			if (parse_uint(optarg, 600000, &v) || v < 10)
+				goto bad;
+			o->dns_timeout_ms = (unsigned)v;
+			break;
+		case 'n':
+			if (parse_uint(optarg, 86400, &v))
+				goto bad;
+			o->dns_ttl_min = (long)v;
+			break;
+		case 'x':
+			if (parse_uint(optarg, 86400 * 7, &v) || !v)
+				goto bad;
+			o->dns_ttl_max = (long)v;
+			break;
+		case 'k':
+			o->docker_socket = strcmp(optarg, "none") == 0 ? NULL :
+									 optarg;
 			break;
 		case 'F':
 			o->foreground = true;
@@ -320,6 +411,19 @@ bad:
 	if (optind != argc || (!o->cleanup && !o->policy)) {
 		fputs(usage, stderr);
 		return -1;
+	}
+	if (o->dns_ttl_max < o->dns_ttl_min) {
+		fprintf(stderr,
+			"egressd: --dns-ttl-max is below --dns-ttl-min\n");
+		return -1;
+	}
+	if (!exempt_set) {
+		/* As the reference: a local stub resolver's own upstream
+		 * queries are not intercepted. */
+		struct passwd *pw = getpwnam("systemd-resolve");
+
+		if (pw)
+			o->exempt_uid = (int)pw->pw_uid;
 	}
 	if (!o->nbridges) {
 		o->bridges[o->nbridges++] = "docker0";
@@ -390,20 +494,58 @@ static policy_t *load_policy(const struct opts *o, char **why)
 
 /* ---- control socket ------------------------------------------------------ */
 
-static json_t *counters_json(const struct proxy_stats *st)
+#define LOADU(x) ((json_int_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+/* Verdicts per event type: the TCP proxy's (DNS over TCP included) plus
+ * the UDP side's. */
+static json_t *counters_json(const struct proxy_stats *st,
+			     const struct udpd_stats *us)
 {
 	static const char *const names[] = { "http", "https", "tcp", "udp",
 					     "dns" };
 	json_t *c = json_object();
 
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		json_object_set_new(
-			c, names[i],
-			json_pack("{s:I,s:I}", "allow",
-				  (json_int_t)atomic_load(&st->allow[i]),
-				  "deny",
-				  (json_int_t)atomic_load(&st->deny[i])));
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		json_int_t a = LOADU(st->allow[i]), d = LOADU(st->deny[i]);
+
+		if (i == POLICY_EV_UDP) {
+			a += LOADU(us->udp_allow);
+			d += LOADU(us->udp_deny) + LOADU(us->not_dns);
+		} else if (i == POLICY_EV_DNS) {
+			a += LOADU(us->dns_allow);
+			d += LOADU(us->dns_deny);
+		}
+		json_object_set_new(c, names[i],
+				    json_pack("{s:I,s:I}", "allow", a, "deny",
+					      d));
+	}
 	return c;
+}
+
+static json_t *udp_json(const struct daemon *dm)
+{
+	const struct udpd_stats *u = &dm->ush.stats;
+	json_t *q, *d;
+
+	q = json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queue",
+		      (int)dm->o.queue_num, "packets", LOADU(u->queued),
+		      "udp_allow", LOADU(u->udp_allow), "udp_deny",
+		      LOADU(u->udp_deny), "not_dns", LOADU(u->not_dns),
+		      "ip_dropped", LOADU(u->ip_dropped), "malformed",
+		      LOADU(u->malformed), "dns_marked", LOADU(u->dns_marked));
+	d = json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		      "port", (int)dm->o.dns_port, "queries",
+		      LOADU(u->dns_queries), "allow", LOADU(u->dns_allow),
+		      "deny", LOADU(u->dns_deny), "direct",
+		      LOADU(u->dns_direct), "dropped", LOADU(u->dns_dropped),
+		      "answers", LOADU(u->dns_answers), "servfail",
+		      LOADU(u->dns_servfail), "ignored_replies",
+		      LOADU(u->dns_ignored_replies), "unknown_resolver",
+		      LOADU(u->dns_unknown_dst), "resolver_from_queue_record",
+		      LOADU(u->dns_via_record), "pending",
+		      LOADU(u->dns_pending));
+	return json_pack("{s:o,s:o,s:I}", "queue", q, "dns", d, "attrib_misses",
+			 LOADU(u->attrib_misses));
 }
 
 static json_t *status_json(struct daemon *dm)
@@ -412,12 +554,13 @@ static json_t *status_json(struct daemon *dm)
 
 	return json_pack(
 		"{s:b,s:i,s:I,s:s,s:b,s:{s:s,s:I},s:o,s:{s:I,s:I,s:I,s:I,s:I},"
-		"s:{s:s,s:I,s:I},s:{s:b,s:i,s:s},s:{s:b,s:s},s:{s:b,s:b,s:b}}",
+		"s:{s:s,s:I,s:I},s:{s:b,s:i,s:s},s:{s:b,s:s},"
+		"s:{s:b,s:b,s:b,s:b},s:o}",
 		"ok", 1, "pid", (int)getpid(), "uptime_s",
 		(json_int_t)(time(NULL) - dm->started), "policy_file",
 		dm->o.policy, "audit", dm->o.audit, "policy", "file",
 		dm->o.policy, "rules", (json_int_t)dm->nrules, "counters",
-		counters_json(st), "connections", "accepted",
+		counters_json(st, &dm->ush.stats), "connections", "accepted",
 		(json_int_t)atomic_load(&st->accepted), "active",
 		(json_int_t)atomic_load(&st->active), "refused_self",
 		(json_int_t)atomic_load(&st->refused_self), "tls_client_errors",
@@ -430,8 +573,9 @@ static json_t *status_json(struct daemon *dm)
 		"installed", dm->nf_installed, "port", (int)dm->o.port,
 		"chains", "EGRESS_*", "bpf", "attached", dm->bpf != NULL,
 		"pin_dir", dm->o.pin_dir, "fail_closed", "tcp",
-		dm->nf_installed, "bpf_blocks_pinned", dm->bpf != NULL,
-		"running", 1);
+		dm->nf_installed, "udp", dm->nf_installed && dm->udpd != NULL,
+		"bpf_blocks_pinned", dm->bpf != NULL, "running", 1, "udp",
+		udp_json(dm));
 }
 
 static json_t *do_reload(struct daemon *dm)
@@ -707,6 +851,11 @@ static void fill_nf(struct daemon *dm)
 	dm->nf.nbridges = dm->o.nbridges;
 	dm->nf.intercept_loopback = dm->o.intercept_loopback;
 	dm->nf.exempt_uid = dm->o.exempt_uid;
+	dm->nf.dns_port = (uint16_t)dm->o.dns_port;
+	dm->nf.queue_num = (uint16_t)dm->o.queue_num;
+	dm->nf.mark_dns = dm->o.mark_dns;
+	dm->nf.mark_udp = dm->o.mark_udp;
+	dm->nf.allow_icmp = dm->o.allow_icmp;
 }
 
 /* mkdir -p of the directory holding path. */
@@ -777,6 +926,9 @@ static int start(struct daemon *dm)
 	dm->nrules = policy_nrules(p);
 	dm->sh.policy = polref_new(p);
 	dm->sh.cache = dnscache_new(DNSCACHE_CAPACITY);
+	if (dnscache_set_ttl_bounds(dm->sh.cache, dm->o.dns_ttl_min,
+				    dm->o.dns_ttl_max) < 0)
+		return -1;
 	dm->sh.audit = dm->o.audit;
 	dm->sh.strict_host = dm->o.strict_host;
 	dm->sh.mark = dm->o.mark;
@@ -821,6 +973,17 @@ static int start(struct daemon *dm)
 		dm->sh.attrib.cookie_map_fd =
 			bpfload_map_fd(dm->bpf, BPFLOAD_MAP_COOKIE);
 	}
+	/* before the workers: each one's attrib_t reads the same cache
+	 * (without BPF there is no attribution to add an image to) */
+	if (dm->o.docker_socket && !dm->o.no_bpf) {
+		dm->docker = dockerimg_new(dm->o.docker_socket);
+		if (!dm->docker) {
+			fprintf(stderr, "egressd: --docker-socket %s: %s\n",
+				dm->o.docker_socket, strerror(errno));
+			return -1;
+		}
+		dm->sh.attrib.docker = dm->docker;
+	}
 	if (strcmp(dm->o.log, "-") != 0 && mkdir_parent(dm->o.log) < 0) {
 		fprintf(stderr, "egressd: log directory for %s: %s\n",
 			dm->o.log, strerror(errno));
@@ -834,6 +997,20 @@ static int start(struct daemon *dm)
 	}
 	lfd = listen_proxy((uint16_t)dm->o.port);
 	if (lfd < 0 || proxy_start(&dm->sh, lfd, dm->o.workers, &dm->proxy))
+		return -1;
+	dm->ush.dns = (struct dnsj_env){ .policy = dm->sh.policy,
+					 .cache = dm->sh.cache,
+					 .audit = dm->sh.audit,
+					 .log = dm->sh.log };
+	dm->ush.attrib = dm->sh.attrib;
+	dm->ush.dns_port = (uint16_t)dm->o.dns_port;
+	dm->ush.queue_num = (uint16_t)dm->o.queue_num;
+	dm->ush.own_mark = dm->o.mark;
+	dm->ush.mark_dns = dm->o.mark_dns;
+	dm->ush.mark_udp = dm->o.mark_udp;
+	dm->ush.timeout_ms = dm->o.dns_timeout_ms;
+	dm->ush.max_pending = UDPD_DEFAULT_MAX_PENDING;
+	if (udpd_start(&dm->ush, &dm->udpd) < 0)
 		return -1;
 	fill_nf(dm);
 	if (nfrules_install(&dm->nf, &err) < 0) {
@@ -852,6 +1029,8 @@ static void stop(struct daemon *dm)
 	if (dm->proxy)
 		proxy_stop(dm->proxy);
 	dm->proxy = NULL;
+	udpd_stop(dm->udpd);
+	dm->udpd = NULL;
 	if (dm->nf_installed && nfrules_remove(&dm->nf, &err) < 0)
 		fprintf(stderr, "egressd: netfilter teardown: %s\n",
 			err ? err : "?");
@@ -862,6 +1041,8 @@ static void stop(struct daemon *dm)
 		unlink(dm->control_path);
 	}
 	jlog_close(dm->sh.log);
+	/* after the workers, whose attrib_t read it */
+	dockerimg_free(dm->docker);
 	/* the BPF links stay pinned (fail closed) until --cleanup */
 	bpfload_free(dm->bpf);
 	certforge_free(dm->sh.cf);

@@ -3,31 +3,54 @@
  * and installing, replacing and removing it (see nfrules.h).
  *
  * Layout.  Each hook is a built-in chain with exactly one jump, inserted at
- * its head, to a chain of ours (SPEC §3):
+ * its head, to a chain of ours (SPEC §3); a chain name may repeat across
+ * tables:
  *
- *   nat OUTPUT     -> EGRESS_OUTPUT      host processes, host-network
- *                                        containers
- *   nat PREROUTING -> EGRESS_PREROUTING  bridged containers (-i PATTERN)
+ *   nat OUTPUT        -> EGRESS_OUTPUT      host processes, host-network
+ *                                           containers: TCP REDIRECT to the
+ *                                           proxy, DNS-marked UDP to the
+ *                                           DNS port
+ *   nat PREROUTING    -> EGRESS_PREROUTING  the same for bridged containers
+ *                                           (-i PATTERN)
+ *   mangle OUTPUT     -> EGRESS_OUTPUT      UDP and other protocols from the
+ *                                           host to NFQUEUE
+ *   mangle PREROUTING -> EGRESS_PREROUTING  -i PATTERN -> EGRESS_BRIDGE, the
+ *                                           same for bridged containers
  *
- * Every chain of ours starts by RETURNing the daemon's own marked traffic;
- * then each protocol has its own self-contained block, so that the UDP
- * (NFQUEUE in mangle, DNS REDIRECT in nat) and other-protocol (filter)
- * blocks a later change adds are new entries in hooks[] and new block
- * functions, without reordering what is here.
+ * EGRESS_BRIDGE has no jump from a built-in chain; it is reached only from
+ * EGRESS_PREROUTING, once per bridge pattern, so the queue rules are
+ * written once.  Every chain reached from a built-in chain starts by
+ * RETURNing the daemon's own marked traffic; then each protocol has its
+ * own block function.
  *
  * Installing.  One `iptables-restore --noflush` run per change: declaring
  * ":EGRESS_X - [0:0]" creates the chain or flushes it in the same
  * transaction that refills it, so a daemon restarting after a crash
  * replaces its predecessor's rules with no moment without them.  Whether
  * the jumps exist is read first (iptables-save), and a jump is inserted
- * only when it is missing.  Nothing else is declared: built-in chains are
- * never named with a policy (that would reset it), and other tables are
- * not mentioned, so --noflush leaves them alone.
+ * only when it is missing.  All of a table's chains are declared before
+ * any rule, so EGRESS_BRIDGE exists before the rules jumping to it.
+ * Nothing else is declared: built-in chains are never named with a policy
+ * (that would reset it), and other tables are not mentioned, so --noflush
+ * leaves them alone.
  *
  * Atomicity is per table: iptables-restore commits at each COMMIT line.
- * With one table (nat) everything is one transaction; when mangle and
- * filter join, order nf_tables[] so that each intermediate state is at
- * least as strict as the final one.
+ * A state in between lacks (or still has) a whole table, and nf_tables[]
+ * is ordered so that it never lets out unjudged what the tables already
+ * there took in.  Install commits filter first: its one rule only drops
+ * DNS-marked packets that nat did not redirect, and nothing is marked
+ * before mangle commits; removal takes it away last, so a DNS verdict given
+ * just before nat went can never leave unredirected.  Then nat, then
+ * mangle: until mangle commits
+ * nothing is queued, so nothing is marked for DNS, and once it is, nat's
+ * DNS REDIRECT is already there.  The other way round, a query the
+ * consumer marked would RETURN from mangle and leave, unjudged, for the
+ * resolver it named.  Removal goes backwards, mangle then nat: once
+ * nothing is queued and marked any more, nat's REDIRECT still catches the
+ * DNS verdicts the consumer gave just before.  A restart with the same
+ * configuration replaces each table by the same rules.  An install that
+ * fails in mangle leaves nat committed: nfrules_present says unknown and
+ * nfrules_remove clears it.
  *
  * The tools run synchronously in the caller's thread and network namespace;
  * none of this belongs on an event loop.
@@ -73,32 +96,77 @@ static void nf_fill_nat_output(struct strbuf *sb, const struct nfrules_cfg *c,
 static void nf_fill_nat_prerouting(struct strbuf *sb,
 				   const struct nfrules_cfg *c,
 				   const char *chain);
+static void nf_fill_mangle_output(struct strbuf *sb,
+				  const struct nfrules_cfg *c,
+				  const char *chain);
+static void nf_fill_mangle_prerouting(struct strbuf *sb,
+				      const struct nfrules_cfg *c,
+				      const char *chain);
+static void nf_fill_mangle_bridge(struct strbuf *sb,
+				  const struct nfrules_cfg *c,
+				  const char *chain);
+static void nf_fill_filter(struct strbuf *sb, const struct nfrules_cfg *c,
+			   const char *chain);
 
-/* Tables in the order their transactions are committed. */
-static const char *const nf_tables[] = { "nat" };
+/*
+ * Tables in the order an install commits them; removal goes backwards.
+ * See the header comment for why nat comes first.
+ */
+static const char *const nf_tables[] = { "filter", "nat", "mangle" };
 
-enum nf_hook_id {
+enum nf_chain_id {
+	NF_FILTER_OUTPUT,
+	NF_FILTER_FORWARD,
 	NF_NAT_OUTPUT,
 	NF_NAT_PREROUTING,
-	NF_HOOK_MAX,
+	NF_MANGLE_OUTPUT,
+	NF_MANGLE_PREROUTING,
+	NF_MANGLE_BRIDGE,
+	NF_CHAIN_MAX,
 };
 
-struct nf_hook {
+struct nf_chain {
 	const char *table;
-	const char *builtin; /* the built-in chain holding the jump */
-	const char *chain; /* ours */
+	const char *builtin; /* holds the one jump; NULL: only ours jump */
+	const char *name;
 	nf_fill_fn fill;
 };
 
-static const struct nf_hook nf_hooks[NF_HOOK_MAX] = {
+/*
+ * Within a table, chains are declared, filled and deleted in this order:
+ * all declarations come before any rule, so a chain exists before the
+ * rules jumping to it are added, and a chain reached only from ours comes
+ * after them, so it is deleted last.
+ */
+static const struct nf_chain nf_chains[NF_CHAIN_MAX] = {
+	[NF_FILTER_OUTPUT] = { .table = "filter",
+			       .builtin = "OUTPUT",
+			       .name = "EGRESS_OUTPUT",
+			       .fill = nf_fill_filter },
+	[NF_FILTER_FORWARD] = { .table = "filter",
+				.builtin = "FORWARD",
+				.name = "EGRESS_FORWARD",
+				.fill = nf_fill_filter },
 	[NF_NAT_OUTPUT] = { .table = "nat",
 			    .builtin = "OUTPUT",
-			    .chain = "EGRESS_OUTPUT",
+			    .name = "EGRESS_OUTPUT",
 			    .fill = nf_fill_nat_output },
 	[NF_NAT_PREROUTING] = { .table = "nat",
 				.builtin = "PREROUTING",
-				.chain = "EGRESS_PREROUTING",
+				.name = "EGRESS_PREROUTING",
 				.fill = nf_fill_nat_prerouting },
+	[NF_MANGLE_OUTPUT] = { .table = "mangle",
+			       .builtin = "OUTPUT",
+			       .name = "EGRESS_OUTPUT",
+			       .fill = nf_fill_mangle_output },
+	[NF_MANGLE_PREROUTING] = { .table = "mangle",
+				   .builtin = "PREROUTING",
+				   .name = "EGRESS_PREROUTING",
+				   .fill = nf_fill_mangle_prerouting },
+	[NF_MANGLE_BRIDGE] = { .table = "mangle",
+			       .builtin = NULL,
+			       .name = "EGRESS_BRIDGE",
+			       .fill = nf_fill_mangle_bridge },
 };
 
 static void PRINTF(3, 4)
@@ -160,21 +228,181 @@ static void nf_block_tcp_bridges(struct strbuf *sb, const struct nfrules_cfg *c,
 			c->bridges[i], c->proxy_port);
 }
 
+/*
+ * A stub resolver's own upstream queries over TCP (after a truncated
+ * answer) leave like its UDP ones, so this precedes the TCP REDIRECTs.
+ */
+static void nf_block_tcp_exempt(struct strbuf *sb, const struct nfrules_cfg *c,
+				const char *chain)
+{
+	if (c->exempt_uid >= 0)
+		nf_rule(sb, chain,
+			"-p tcp -m tcp --dport %d -m owner --uid-owner %d "
+			"-j RETURN",
+			NF_DNS_PORT, c->exempt_uid);
+}
+
+/*
+ * DNS queries the queue consumer marked go to the DNS proxy; in: the
+ * bridge pattern, NULL from the host.  nat sees only the first packet of
+ * a flow; the flow's later queries follow its NAT binding.
+ */
+static void nf_block_dns_redirect(struct strbuf *sb,
+				  const struct nfrules_cfg *c,
+				  const char *chain, const char *in)
+{
+	if (in)
+		nf_rule(sb, chain,
+			"-i %s -p udp -m mark --mark 0x%x/0x%x -j REDIRECT "
+			"--to-ports %u",
+			in, c->mark_dns, c->mark_dns, c->dns_port);
+	else
+		nf_rule(sb, chain,
+			"-p udp -m mark --mark 0x%x/0x%x -j REDIRECT "
+			"--to-ports %u",
+			c->mark_dns, c->mark_dns, c->dns_port);
+}
+
 static void nf_fill_nat_output(struct strbuf *sb, const struct nfrules_cfg *c,
 			       const char *chain)
 {
 	nf_block_own(sb, c, chain);
+	nf_block_dns_redirect(sb, c, chain, NULL);
+	nf_block_tcp_exempt(sb, c, chain);
 	nf_block_tcp_host(sb, c, chain);
-	/* UDP: the DNS REDIRECT of mark-bit-2 packets goes here. */
 }
 
+/*
+ * The UDP and TCP rules never match the same packet (-p), so their order
+ * changes no verdict; the DNS redirects come first as in nat OUTPUT, so
+ * that both chains read alike.
+ */
 static void nf_fill_nat_prerouting(struct strbuf *sb,
 				   const struct nfrules_cfg *c,
 				   const char *chain)
 {
 	nf_block_own(sb, c, chain);
+	for (size_t i = 0; i < c->nbridges; i++)
+		nf_block_dns_redirect(sb, c, chain, c->bridges[i]);
 	nf_block_tcp_bridges(sb, c, chain);
-	/* UDP: the DNS REDIRECT of mark-bit-2 packets goes here. */
+}
+
+/*
+ * What is not queued, common to host and bridges.  TCP is nat's business.
+ * Replies of flows someone else started are not egress.  A flow the
+ * consumer allowed carries mark_udp in its connmark and skips the queue
+ * (fast path).  A packet back from the queue (NF_REPEAT) carries the
+ * consumer's verdict: a DNS query leaves for nat's REDIRECT and is never
+ * saved to the connmark, so every query is judged; an allowed packet
+ * saves its bit, and only that bit, to the connmark.
+ */
+static void nf_block_udp_verdicts(struct strbuf *sb,
+				  const struct nfrules_cfg *c,
+				  const char *chain)
+{
+	nf_rule(sb, chain, "-p tcp -j RETURN");
+	nf_rule(sb, chain, "-m conntrack --ctdir REPLY -j RETURN");
+	nf_rule(sb, chain, "-p udp -m connmark --mark 0x%x/0x%x -j RETURN",
+		c->mark_udp, c->mark_udp);
+	nf_rule(sb, chain, "-p udp -m mark --mark 0x%x/0x%x -j RETURN",
+		c->mark_dns, c->mark_dns);
+	nf_rule(sb, chain,
+		"-p udp -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark "
+		"--nfmask 0x%x --ctmask 0x%x",
+		c->mark_udp, c->mark_udp, c->mark_udp, c->mark_udp);
+	nf_rule(sb, chain, "-p udp -m mark --mark 0x%x/0x%x -j RETURN",
+		c->mark_udp, c->mark_udp);
+}
+
+/*
+ * Host only: the stub resolver's upstream queries leave (the resolver
+ * itself was judged when the client's query to it was queued), and
+ * loopback stays unqueued except DNS to a local stub resolver, as for TCP.
+ */
+static void nf_block_udp_host(struct strbuf *sb, const struct nfrules_cfg *c,
+			      const char *chain)
+{
+	if (c->exempt_uid >= 0)
+		nf_rule(sb, chain, "-p udp -m owner --uid-owner %d -j RETURN",
+			c->exempt_uid);
+	if (!c->intercept_loopback) {
+		nf_rule(sb, chain,
+			"-d %s -p udp -m udp --dport %d -j NFQUEUE "
+			"--queue-num %u",
+			NF_LOOPBACK, NF_DNS_PORT, c->queue_num);
+		nf_rule(sb, chain, "-d %s -j RETURN", NF_LOOPBACK);
+	}
+}
+
+/*
+ * Everything left goes to the queue: a UDP flow's first packet to be
+ * judged, any other protocol to be dropped and logged.  ICMP errors about
+ * flows already judged (RELATED: port unreachable, fragmentation needed)
+ * must flow for those flows to work.  IGMP is the kernel's own group
+ * membership reporting: sent with TTL 1 and never forwarded by a router
+ * (RFC 2236, 3376), it cannot leave the link, so it is not egress.  No
+ * --queue-bypass: with no consumer
+ * the kernel drops what is queued, so a dead daemon lets nothing through.
+ */
+static void nf_block_queue(struct strbuf *sb, const struct nfrules_cfg *c,
+			   const char *chain)
+{
+	nf_rule(sb, chain, "-p udp -j NFQUEUE --queue-num %u", c->queue_num);
+	if (c->allow_icmp)
+		nf_rule(sb, chain, "-p icmp -j RETURN");
+	nf_rule(sb, chain, "-p igmp -j RETURN");
+	nf_rule(sb, chain, "-m conntrack --ctstate RELATED -j RETURN");
+	nf_rule(sb, chain, "-j NFQUEUE --queue-num %u", c->queue_num);
+}
+
+/*
+ * A DNS verdict is only safe once nat has REDIRECTed the flow to the DNS
+ * proxy, and nat sees only a flow's first packet.  A packet the consumer
+ * marked as DNS whose flow was not redirected rides a conntrack entry made
+ * earlier without the redirect: the daemon's own upstream query from the
+ * same port to the same resolver (a host process can bind that port once
+ * the daemon's socket closes, while the entry lives on), or a flow begun
+ * before these rules.  It would reach the resolver unjudged: drop it,
+ * after nat (filter OUTPUT) and for what is forwarded (filter FORWARD).
+ */
+static void nf_fill_filter(struct strbuf *sb, const struct nfrules_cfg *c,
+			   const char *chain)
+{
+	nf_block_own(sb, c, chain);
+	nf_rule(sb, chain,
+		"-m mark --mark 0x%x/0x%x -m conntrack ! --ctstate DNAT -j DROP",
+		c->mark_dns, c->mark_dns);
+}
+
+static void nf_fill_mangle_output(struct strbuf *sb,
+				  const struct nfrules_cfg *c,
+				  const char *chain)
+{
+	nf_block_own(sb, c, chain);
+	nf_block_udp_verdicts(sb, c, chain);
+	nf_block_udp_host(sb, c, chain);
+	nf_block_queue(sb, c, chain);
+}
+
+/* One jump per bridge pattern to the shared bridge chain. */
+static void nf_fill_mangle_prerouting(struct strbuf *sb,
+				      const struct nfrules_cfg *c,
+				      const char *chain)
+{
+	nf_block_own(sb, c, chain);
+	for (size_t i = 0; i < c->nbridges; i++)
+		nf_rule(sb, chain, "-i %s -j %s", c->bridges[i],
+			nf_chains[NF_MANGLE_BRIDGE].name);
+}
+
+/* Containers: no owner match in PREROUTING, and their loopback is their
+ * own. */
+static void nf_fill_mangle_bridge(struct strbuf *sb,
+				  const struct nfrules_cfg *c,
+				  const char *chain)
+{
+	nf_block_udp_verdicts(sb, c, chain);
+	nf_block_queue(sb, c, chain);
 }
 
 /* ---- configuration --------------------------------------------------------- */
@@ -260,6 +488,41 @@ static int nf_check_bridge(const char *p, char **err)
 	return 0;
 }
 
+/*
+ * The consumer's bits must be non-zero (--mark 0/0 matches every packet)
+ * and apart from each other and from the daemon's own mark: a DNS query
+ * must not look allowed, and the daemon's own packets must not look like
+ * either.  The own mark's mask may cover their bits: a packet carrying
+ * them differs from the own mark under that mask all the same.
+ */
+static int nf_check_marks(const struct nfrules_cfg *c, char **err)
+{
+	const struct {
+		const char *what;
+		uint32_t v;
+	} m[] = {
+		{ "own mark", c->mark },
+		{ "DNS mark", c->mark_dns },
+		{ "UDP mark", c->mark_udp },
+	};
+
+	for (size_t i = 1; i < ARRAY_SIZE(m); i++)
+		if (m[i].v == 0) {
+			nf_seterr(err, "%s must not be 0", m[i].what);
+			return -1;
+		}
+	for (size_t i = 0; i < ARRAY_SIZE(m); i++)
+		for (size_t j = i + 1; j < ARRAY_SIZE(m); j++)
+			if (m[i].v & m[j].v) {
+				nf_seterr(err,
+					  "%s 0x%x and %s 0x%x share bits 0x%x",
+					  m[i].what, m[i].v, m[j].what, m[j].v,
+					  m[i].v & m[j].v);
+				return -1;
+			}
+	return 0;
+}
+
 /* Is c usable for a ruleset?  0, or -1 with *err saying why. */
 static int nf_check_cfg(const struct nfrules_cfg *c, char **err)
 {
@@ -283,6 +546,12 @@ static int nf_check_cfg(const struct nfrules_cfg *c, char **err)
 			  c->mark, c->mark_mask);
 		return -1;
 	}
+	if (c->dns_port == 0) {
+		nf_seterr(err, "DNS port must not be 0");
+		return -1;
+	}
+	if (nf_check_marks(c, err) < 0)
+		return -1;
 	if (c->exempt_uid < -1) {
 		nf_seterr(err, "exempt uid %d is neither -1 nor a uid",
 			  c->exempt_uid);
@@ -313,25 +582,26 @@ static int nf_check_cfg(const struct nfrules_cfg *c, char **err)
 
 /* ---- what is installed now ------------------------------------------------- */
 
-struct nf_hook_state {
-	bool chain; /* our chain exists */
+struct nf_chain_state {
+	bool exists;
 	unsigned jumps; /* "-A BUILTIN -j CHAIN" rules */
 	unsigned refs; /* other rules, not in our chains, targeting it */
 	char ref_from[32]; /* the chain of the first of those */
 };
 
 struct nf_state {
-	struct nf_hook_state h[NF_HOOK_MAX];
+	struct nf_chain_state ch[NF_CHAIN_MAX];
 };
 
-static bool nf_is_ours(const char *table, const char *chain, size_t n)
+/* Is the n-byte name one of our chains of table? */
+static int nf_find_chain(const char *table, const char *name, size_t n)
 {
-	for (int i = 0; i < NF_HOOK_MAX; i++)
-		if (strcmp(nf_hooks[i].table, table) == 0 &&
-		    strlen(nf_hooks[i].chain) == n &&
-		    strncmp(nf_hooks[i].chain, chain, n) == 0)
-			return true;
-	return false;
+	for (int i = 0; i < NF_CHAIN_MAX; i++)
+		if (strcmp(nf_chains[i].table, table) == 0 &&
+		    strlen(nf_chains[i].name) == n &&
+		    strncmp(nf_chains[i].name, name, n) == 0)
+			return i;
+	return -1;
 }
 
 /* Does a saved rule's text (after "-A CHAIN ") jump or go to target? */
@@ -353,36 +623,36 @@ static bool nf_rule_targets(const char *rule, const char *target)
 static void nf_parse_rule(struct nf_state *st, const char *table,
 			  const char *line)
 {
-	const char *chain = line + 3, *sp = strchr(chain, ' ');
-	size_t clen;
+	const char *from = line + 3, *sp = strchr(from, ' ');
+	size_t flen;
 
 	if (!sp)
 		return;
-	clen = (size_t)(sp - chain);
-	for (int i = 0; i < NF_HOOK_MAX; i++) {
-		const struct nf_hook *h = &nf_hooks[i];
-		struct nf_hook_state *hs = &st->h[i];
+	flen = (size_t)(sp - from);
+	for (int i = 0; i < NF_CHAIN_MAX; i++) {
+		const struct nf_chain *ch = &nf_chains[i];
+		struct nf_chain_state *cs = &st->ch[i];
 
-		if (strcmp(h->table, table) != 0 ||
-		    !nf_rule_targets(sp + 1, h->chain))
+		if (strcmp(ch->table, table) != 0 ||
+		    !nf_rule_targets(sp + 1, ch->name))
 			continue;
 		/* Ours is exactly "-A BUILTIN -j CHAIN" (nf_rule_targets
 		 * made sure the text is long enough). */
-		if (strlen(h->builtin) == clen &&
-		    strncmp(h->builtin, chain, clen) == 0 &&
+		if (ch->builtin && strlen(ch->builtin) == flen &&
+		    strncmp(ch->builtin, from, flen) == 0 &&
 		    strncmp(sp + 1, "-j ", 3) == 0 &&
-		    strcmp(sp + 4, h->chain) == 0) {
-			hs->jumps++;
-		} else if (!nf_is_ours(table, chain, clen)) {
-			if (hs->refs++ == 0)
-				snprintf(hs->ref_from, sizeof(hs->ref_from),
-					 "%.*s", (int)clen, chain);
+		    strcmp(sp + 4, ch->name) == 0) {
+			cs->jumps++;
+		} else if (nf_find_chain(table, from, flen) < 0) {
+			if (cs->refs++ == 0)
+				snprintf(cs->ref_from, sizeof(cs->ref_from),
+					 "%.*s", (int)flen, from);
 		}
 	}
 }
 
 /*
- * Records, for each hook of table, whether our chain exists and which
+ * Records, for each of our chains in table, whether it exists and which
  * rules jump to it, from iptables-save output (modified in place).
  */
 static void nf_parse_save(struct nf_state *st, const char *table, char *text)
@@ -397,13 +667,11 @@ static void nf_parse_save(struct nf_state *st, const char *table, char *text)
 		} else if (!in_table) {
 			continue;
 		} else if (l[0] == ':') {
-			size_t n = strcspn(l + 1, " ");
+			int i = nf_find_chain(table, l + 1,
+					      strcspn(l + 1, " "));
 
-			for (int i = 0; i < NF_HOOK_MAX; i++)
-				if (strcmp(nf_hooks[i].table, table) == 0 &&
-				    strlen(nf_hooks[i].chain) == n &&
-				    strncmp(nf_hooks[i].chain, l + 1, n) == 0)
-					st->h[i].chain = true;
+			if (i >= 0)
+				st->ch[i].exists = true;
 		} else if (strncmp(l, "-A ", 3) == 0) {
 			nf_parse_rule(st, table, l);
 		}
@@ -738,7 +1006,8 @@ static int nf_restore(const struct nfrules_cfg *c, const char *script,
 
 /*
  * The install script for the state st: every chain declared (created or
- * flushed) and filled, and the jumps brought to exactly one each.
+ * flushed) and filled, and the jumps brought to exactly one each, table by
+ * table in nf_tables[] order.
  */
 static char *nf_install_script(const struct nfrules_cfg *c,
 			       const struct nf_state *st)
@@ -749,26 +1018,26 @@ static char *nf_install_script(const struct nfrules_cfg *c,
 		const char *table = nf_tables[t];
 
 		strbuf_addf(&sb, "*%s\n", table);
-		for (int i = 0; i < NF_HOOK_MAX; i++)
-			if (strcmp(nf_hooks[i].table, table) == 0)
+		for (int i = 0; i < NF_CHAIN_MAX; i++)
+			if (strcmp(nf_chains[i].table, table) == 0)
 				strbuf_addf(&sb, ":%s - [0:0]\n",
-					    nf_hooks[i].chain);
-		for (int i = 0; i < NF_HOOK_MAX; i++)
-			if (strcmp(nf_hooks[i].table, table) == 0)
-				nf_hooks[i].fill(&sb, c, nf_hooks[i].chain);
-		for (int i = 0; i < NF_HOOK_MAX; i++) {
-			const struct nf_hook *h = &nf_hooks[i];
+					    nf_chains[i].name);
+		for (int i = 0; i < NF_CHAIN_MAX; i++)
+			if (strcmp(nf_chains[i].table, table) == 0)
+				nf_chains[i].fill(&sb, c, nf_chains[i].name);
+		for (int i = 0; i < NF_CHAIN_MAX; i++) {
+			const struct nf_chain *ch = &nf_chains[i];
 
-			if (strcmp(h->table, table) != 0)
+			if (strcmp(ch->table, table) != 0 || !ch->builtin)
 				continue;
-			if (st->h[i].jumps == 0)
-				strbuf_addf(&sb, "-I %s 1 -j %s\n", h->builtin,
-					    h->chain);
+			if (st->ch[i].jumps == 0)
+				strbuf_addf(&sb, "-I %s 1 -j %s\n", ch->builtin,
+					    ch->name);
 			/* Extra jumps (two installs that raced): -D takes
 			 * the first match, one stays. */
-			for (unsigned j = 1; j < st->h[i].jumps; j++)
-				strbuf_addf(&sb, "-D %s -j %s\n", h->builtin,
-					    h->chain);
+			for (unsigned j = 1; j < st->ch[i].jumps; j++)
+				strbuf_addf(&sb, "-D %s -j %s\n", ch->builtin,
+					    ch->name);
 		}
 		strbuf_adds(&sb, "COMMIT\n");
 	}
@@ -776,38 +1045,39 @@ static char *nf_install_script(const struct nfrules_cfg *c,
 }
 
 /*
- * The removal script for st: every jump, then every chain (flushed first:
- * a chain must be empty to be deleted).  "" when nothing is there.
+ * The removal script for st, tables in reverse nf_tables[] order: every
+ * jump, then every chain (all flushed first: a chain must be empty, and
+ * no longer a target, to be deleted).  "" when nothing is there.
  */
 static char *nf_remove_script(const struct nf_state *st)
 {
 	struct strbuf sb = { 0 };
 
-	for (size_t t = 0; t < ARRAY_SIZE(nf_tables); t++) {
+	for (size_t t = ARRAY_SIZE(nf_tables); t-- > 0;) {
 		const char *table = nf_tables[t];
 		bool any = false;
 
-		for (int i = 0; i < NF_HOOK_MAX; i++)
-			if (strcmp(nf_hooks[i].table, table) == 0 &&
-			    (st->h[i].chain || st->h[i].jumps))
+		for (int i = 0; i < NF_CHAIN_MAX; i++)
+			if (strcmp(nf_chains[i].table, table) == 0 &&
+			    (st->ch[i].exists || st->ch[i].jumps))
 				any = true;
 		if (!any)
 			continue;
 		strbuf_addf(&sb, "*%s\n", table);
-		for (int i = 0; i < NF_HOOK_MAX; i++)
-			if (strcmp(nf_hooks[i].table, table) == 0)
-				for (unsigned j = 0; j < st->h[i].jumps; j++)
+		for (int i = 0; i < NF_CHAIN_MAX; i++)
+			if (strcmp(nf_chains[i].table, table) == 0)
+				for (unsigned j = 0; j < st->ch[i].jumps; j++)
 					strbuf_addf(&sb, "-D %s -j %s\n",
-						    nf_hooks[i].builtin,
-						    nf_hooks[i].chain);
-		for (int i = 0; i < NF_HOOK_MAX; i++)
-			if (strcmp(nf_hooks[i].table, table) == 0 &&
-			    st->h[i].chain)
-				strbuf_addf(&sb, "-F %s\n", nf_hooks[i].chain);
-		for (int i = 0; i < NF_HOOK_MAX; i++)
-			if (strcmp(nf_hooks[i].table, table) == 0 &&
-			    st->h[i].chain)
-				strbuf_addf(&sb, "-X %s\n", nf_hooks[i].chain);
+						    nf_chains[i].builtin,
+						    nf_chains[i].name);
+		for (int i = 0; i < NF_CHAIN_MAX; i++)
+			if (strcmp(nf_chains[i].table, table) == 0 &&
+			    st->ch[i].exists)
+				strbuf_addf(&sb, "-F %s\n", nf_chains[i].name);
+		for (int i = 0; i < NF_CHAIN_MAX; i++)
+			if (strcmp(nf_chains[i].table, table) == 0 &&
+			    st->ch[i].exists)
+				strbuf_addf(&sb, "-X %s\n", nf_chains[i].name);
 		strbuf_adds(&sb, "COMMIT\n");
 	}
 	return strbuf_steal(&sb);
@@ -827,11 +1097,13 @@ char *nfrules_script(const struct nfrules_cfg *c)
 	return nf_install_script(c, &none);
 }
 
-/* Every chain there, each reached by exactly one jump? */
+/* Every chain there, each with a built-in chain reached by exactly one
+ * jump? */
 static bool nf_state_exact(const struct nf_state *st)
 {
-	for (int i = 0; i < NF_HOOK_MAX; i++)
-		if (!st->h[i].chain || st->h[i].jumps != 1)
+	for (int i = 0; i < NF_CHAIN_MAX; i++)
+		if (!st->ch[i].exists ||
+		    (nf_chains[i].builtin && st->ch[i].jumps != 1))
 			return false;
 	return true;
 }
@@ -879,15 +1151,15 @@ int nfrules_remove(const struct nfrules_cfg *c, char **err)
 	*err = NULL;
 	if (nf_state_read(c, &st, err) < 0)
 		return -1;
-	for (int i = 0; i < NF_HOOK_MAX; i++)
-		if (st.h[i].refs) {
+	for (int i = 0; i < NF_CHAIN_MAX; i++)
+		if (st.ch[i].refs) {
 			/* Deleting that rule is its owner's business. */
 			nf_seterr(err,
 				  "%s chain %s is still the target of %u "
 				  "rule(s) that are not ours (first in "
 				  "chain %s); not removing",
-				  nf_hooks[i].table, nf_hooks[i].chain,
-				  st.h[i].refs, st.h[i].ref_from);
+				  nf_chains[i].table, nf_chains[i].name,
+				  st.ch[i].refs, st.ch[i].ref_from);
 			return -1;
 		}
 	script = nf_remove_script(&st);
@@ -906,10 +1178,11 @@ int nfrules_present(const struct nfrules_cfg *c)
 		free(err);
 		return -1;
 	}
-	for (int i = 0; i < NF_HOOK_MAX; i++) {
-		if (!st.h[i].chain || st.h[i].jumps == 0)
+	for (int i = 0; i < NF_CHAIN_MAX; i++) {
+		if (!st.ch[i].exists ||
+		    (nf_chains[i].builtin && st.ch[i].jumps == 0))
 			all = false;
-		if (st.h[i].chain || st.h[i].jumps)
+		if (st.ch[i].exists || st.ch[i].jumps)
 			none = false;
 	}
 	return all ? 1 : none ? 0 : -1;

@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "procinfo.h"
 #include "proxy_int.h"
 #include "util.h"
 
@@ -92,14 +93,6 @@ time_t pc_now(void)
 	return ts.tv_sec;
 }
 
-static double pc_now_precise(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void pc_dbg(const struct pconn *pc, const char *fmt, ...)
 {
 	va_list ap;
@@ -126,6 +119,7 @@ const char *pc_state_str(enum pc_state s)
 		[PC_BLOCK_WAIT] = "block-wait",
 		[PC_RELAY] = "relay",
 		[PC_FINAL] = "final",
+		[PC_DNS] = "dns",
 	};
 
 	return (unsigned)s < PC_STATE_MAX ? names[s] : "?";
@@ -163,14 +157,7 @@ void pc_decide_fill(struct pconn *pc, struct policy_event *ev)
 
 	ev->dst_ip = pc->cn_dst_ip;
 	ev->dst_port = pc->cn_dst_port;
-	if (pr) {
-		ev->proc.exe = pr->exe;
-		ev->proc.cmdline = (const char *const *)pr->cmdline;
-		ev->proc.ncmdline = pr->ncmdline;
-		ev->proc.cgroup = pr->cgroup;
-		ev->proc.step = pr->step;
-		ev->proc.action = pr->action;
-	}
+	procinfo_to_policy(pr, &ev->proc);
 }
 
 void pc_decide(struct pconn *pc, struct policy_event *ev, bool mitm,
@@ -180,7 +167,7 @@ void pc_decide(struct pconn *pc, struct policy_event *ev, bool mitm,
 
 	pc_decide_fill(pc, ev);
 	policy_decide(polhold_policy(h), pc->cn_sh->cache, pc->cn_sh->audit,
-		      mitm, pc_now_precise(), ev, d);
+		      mitm, util_mono_now(), ev, d);
 	polref_put(h);
 }
 
@@ -193,17 +180,7 @@ static void pc_log_begin(struct pconn *pc, struct jrec *r, const char *type)
 
 static void pc_log_end(struct pconn *pc, struct jrec *r)
 {
-	const struct attrib_proc *pr = pc->cn_proc;
-	char *line;
-
-	if (pr)
-		jrec_proc(r, pr->exe, (const char *const *)pr->cmdline,
-			  pr->ncmdline, pr->cgroup, NULL, pr->step, pr->action);
-	line = jrec_end(r, pc->cn_src_port, pr ? pr->pid : -1);
-	if (pc->cn_sh->log)
-		jlog_write(pc->cn_sh->log, line);
-	else
-		free(line);
+	procinfo_log_end(pc->cn_sh->log, r, pc->cn_proc, pc->cn_src_port);
 }
 
 void pc_log_tcp(struct pconn *pc, const struct policy_decision *d)
@@ -349,6 +326,8 @@ void pc_close(struct pconn *pc, const char *reason)
 	}
 	pc_http_free(pc->cn_http);
 	pc->cn_http = NULL;
+	pc_dns_free(pc->cn_dns);
+	pc->cn_dns = NULL;
 	pc_splice_stop(pc);
 	/* Each bufferevent owns its socket (and a TLS one its SSL), so these
 	 * close everything. */
@@ -839,6 +818,12 @@ static void half_read_cb(struct bufferevent *bev, void *arg)
 	case PC_RELAY:
 		pc_relay_move(h);
 		break;
+	case PC_DNS:
+		if (client)
+			pc_dns_feed(pc);
+		else
+			pc_dns_upstream(pc);
+		break;
 	case PC_TLS_HS:
 		/* Bytes decrypted right behind the client's Finished: kept
 		 * for the CONNECTED event, which comes next. */
@@ -862,6 +847,11 @@ static void half_write_cb(struct bufferevent *bev, void *arg)
 	if (pc->cn_state == PC_FINAL) {
 		if (h == &pc->cn_cl && left == 0)
 			pc_close(pc, "final reply sent");
+		return;
+	}
+	if (pc->cn_state == PC_DNS) {
+		if (h == &pc->cn_cl && left <= PROXY_RELAY_LOW)
+			pc_dns_client_drained(pc);
 		return;
 	}
 	if (src->throttled && left <= PROXY_RELAY_LOW) {
@@ -925,6 +915,10 @@ static void pc_up_failed(struct pconn *pc)
 			 pc->cn_upst.tls ? " over TLS" : "");
 	err = verify ? "tls_upstream_verify_failed" : "upstream_connect_failed";
 	pc_dbg(pc, "upstream failed: %s", why);
+	if (pc->cn_state == PC_DNS) {
+		pc_dns_upstream_gone(pc);
+		return;
+	}
 	pc_req_flush(pc, err);
 	if (pc->cn_state == PC_HTTP || pc->cn_state == PC_UPGRADE_WAIT) {
 		char body[256];
@@ -986,6 +980,12 @@ static void pc_half_eof(struct pc_half *h)
 	case PC_RELAY:
 		pc_relay_move(h);
 		pc_pass_eof(h);
+		return;
+	case PC_DNS:
+		if (h == &pc->cn_cl)
+			pc_dns_feed(pc); /* ends the connection when done */
+		else
+			pc_dns_upstream_gone(pc);
 		return;
 	case PC_FINAL:
 	default:
@@ -1319,6 +1319,14 @@ static void pconn_new(struct worker *w, int fd)
 		return;
 	}
 	pc_half_setcb(&pc->cn_cl);
+	if (pc->cn_dst_port == PROXY_DNS_PORT) {
+		/* SPEC §9.3: TCP to port 53 is DNS, judged query by query. */
+		bufferevent_setwatermark(pc->cn_cl.bev, EV_READ, 0,
+					 PROXY_READ_MAX);
+		bufferevent_enable(pc->cn_cl.bev, EV_READ | EV_WRITE);
+		pc_dns_start(pc);
+		return;
+	}
 	bufferevent_setwatermark(pc->cn_cl.bev, EV_READ, 0, PROXY_CLASSIFY_MAX);
 	bufferevent_enable(pc->cn_cl.bev, EV_READ | EV_WRITE);
 	pc_arm_first(pc);

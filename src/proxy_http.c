@@ -450,7 +450,6 @@ bool pc_strict_host_ok(struct pconn *pc, const char *host)
 {
 	struct policy_event ev = { .type = POLICY_EV_TCP };
 	struct policy_decision d;
-	struct timespec ts;
 	char *name;
 	size_t n = strlen(host);
 	bool ok;
@@ -459,11 +458,9 @@ bool pc_strict_host_ok(struct pconn *pc, const char *host)
 		n--;
 	if (n == strlen(pc->cn_dst_ip) && !strncmp(host, pc->cn_dst_ip, n))
 		return true;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	name = pc->cn_sh->cache ?
 		       dnscache_lookup(pc->cn_sh->cache, pc->cn_dst_ip,
-				       (double)ts.tv_sec +
-					       (double)ts.tv_nsec / 1e9) :
+				       util_mono_now()) :
 		       NULL;
 	ok = name && strlen(name) == n && !strncasecmp(name, host, n);
 	free(name);

@@ -50,6 +50,8 @@ struct event_base;
 /* A request head, a ClientHello or a client handshake must complete
  * within this many seconds of its first byte (slowloris bound). */
 #define PROXY_HEAD_TIMEOUT_S 30
+/* TCP to this original port is DNS (SPEC §9.3). */
+#define PROXY_DNS_PORT 53
 
 /* ---- pure helpers (proxy_http.c), unit-tested ----------------------- */
 
@@ -109,6 +111,7 @@ enum pc_state {
 	PC_BLOCK_WAIT, /* a 403 waits for earlier requests' answers */
 	PC_RELAY, /* raw bytes both ways (tcp, passthrough, upgraded) */
 	PC_FINAL, /* a last reply (403/502/400) drains to the client */
+	PC_DNS, /* DNS over TCP: each query judged (proxy_dns.c) */
 	PC_STATE_MAX
 };
 const char *pc_state_str(enum pc_state s);
@@ -143,6 +146,7 @@ struct pc_req {
 };
 
 struct pc_http; /* proxy_http.c */
+struct pc_dns; /* proxy_dns.c */
 struct pc_splice; /* proxy.c */
 struct worker; /* proxy.c */
 
@@ -177,6 +181,7 @@ struct pconn {
 	time_t cn_deadline; /* 0, or when the head must be complete */
 
 	struct pc_http *cn_http;
+	struct pc_dns *cn_dns; /* DNS over TCP state, NULL otherwise */
 	struct pc_req cn_req;
 	/* Zero-copy relay (plain halves only): NULL while buffered. */
 	struct pc_splice *cn_splice;
@@ -268,5 +273,18 @@ void pc_http_upgrade_answer(struct pconn *pc) NONNULL(1);
  * original destination?  Yes if the DNS cache maps the destination IP to
  * host, or the IP itself is allowed (IP/CIDR rules). */
 bool pc_strict_host_ok(struct pconn *pc, const char *host) NONNULL(1, 2);
+
+/* proxy_dns.c */
+/* The original destination port is 53: DNS over TCP from now on. */
+void pc_dns_start(struct pconn *pc) NONNULL(1);
+void pc_dns_free(struct pc_dns *d);
+/* Client bytes: each complete query judged, answered or forwarded. */
+void pc_dns_feed(struct pconn *pc) NONNULL(1);
+/* Resolver bytes: answers matched to pending queries. */
+void pc_dns_upstream(struct pconn *pc) NONNULL(1);
+/* The resolver closed or failed: SERVFAIL for what is pending. */
+void pc_dns_upstream_gone(struct pconn *pc) NONNULL(1);
+/* The client's output drained below the low watermark. */
+void pc_dns_client_drained(struct pconn *pc) NONNULL(1);
 
 #endif /* EGRESS_PROXY_INT_H */

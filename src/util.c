@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 static void NORETURN util_oom(size_t n)
@@ -198,4 +199,12 @@ int util_mkdir_p(const char *path, unsigned mode)
 	free(p);
 	errno = e;
 	return rc;
+}
+
+double util_mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -57,4 +57,8 @@ int util_mkdir_p(const char *path, unsigned mode) NONNULL(1) WUNRES;
 /* ASCII lower-casing into a fresh string. */
 char *util_ascii_lower(const char *s, size_t n) NONNULL(1) WUNRES;
 
+/* CLOCK_MONOTONIC in seconds: the clock of the DNS cache and every policy
+ * decision, shared by the TCP proxy, the DNS proxy and the UDP queue. */
+double util_mono_now(void);
+
 #endif /* EGRESS_UTIL_H */

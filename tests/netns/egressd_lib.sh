@@ -23,6 +23,12 @@ world_cgroup() {
 		"$("$SIM" status "$1" | sed -n 's/^ *"path": "\(.*\)",$/\1/p' | head -n1)"
 }
 
+# Rules most tests add: the world's resolver (DNS over UDP and TCP is
+# judged: the resolver by an IP udp rule, the name by a rule naming it) and
+# every name of the simulated zone for DNS only, so that a test about HTTP
+# or TLS blocking gets past name resolution.
+DNS_RULES=$'198.51.100.53:53/udp\ndns:*.sim.test\n'
+
 ed_dir() { echo "/run/egress-sim/$1/egressd"; }
 
 # in_host W CMD...: a command in the world's host netns, same mount ns
@@ -44,7 +50,7 @@ egressd_start() {
 		--foreground --policy "$pol" --run-dir "$d" --ca-dir "$d/ca" \
 		--log "$d/connections.jsonl" --pin-dir "$d/pins" \
 		--cgroup "$(world_cgroup "$w")" --upstream-ca "$("$SIM" ca "$w")" \
-		--workers 2 "$@" >>"$d/egressd.err" 2>&1 &
+		--workers 2 --docker-socket none "$@" >>"$d/egressd.err" 2>&1 &
 	EGRESSD_PID=$!
 	for _ in $(seq 200); do
 		if [ -S "$d/control.sock" ] &&

@@ -23,7 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 tools="curl dig socat setpriv iptables-save"
-[ "$TIER" = docker ] && tools="$tools dockerd docker busybox"
+[ "$TIER" = docker ] && tools="$tools dockerd docker runc busybox openssl python3"
 for tool in $tools; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "check-$TIER: '$tool' is missing: run scripts/install-deps.sh" >&2
@@ -41,10 +41,33 @@ root_netns_snapshot() {
 		[ -e "$f" ] && echo "$f $(cat "$f")"
 	done
 }
+# What the tier's worlds could leave behind: state directories (dockerd's
+# image store among them), netns files, cgroups in every hierarchy, mounts
+# and processes (dockerd, containerd and its shims name the state
+# directory on their command lines).  Only names of this tier's worlds
+# count (lib.sh's world_name: "t" + the file's name + "-"), so worlds of
+# other runs side by side are not mistaken for leftovers.
+world_prefixes() {
+	local t
+	for t in tests/"$TIER"/test_*.sh; do
+		echo "t$(basename "$t" .sh | tr -cd 'a-z0-9' | tail -c 12)-"
+	done
+}
+leftovers() {
+	local p
+	for p in $(world_prefixes); do
+		ls -d /run/egress-sim/"$p"* /run/netns/esim-"$p"* 2>/dev/null
+		find /sys/fs/cgroup -maxdepth 3 -path "*/egress-sim/$p*" 2>/dev/null
+		awk -v p="/$p" 'index($5, p) {print "mount " $5}' /proc/self/mountinfo
+		pgrep -af "/run/egress-sim/$p"
+	done | LC_ALL=C sort
+}
 before=$(mktemp)
 after=$(mktemp)
-trap 'rm -f "$before" "$after"' EXIT
+left0=$(mktemp)
+trap 'rm -f "$before" "$after" "$left0"' EXIT
 root_netns_snapshot >"$before"
+[ "$TIER" = docker ] && leftovers >"$left0"
 
 pass=0
 fail=0
@@ -71,6 +94,17 @@ else
 	fail=$((fail + 1))
 	echo "not ok - the machine's own network namespace changed:"
 	diff -u "$before" "$after" | sed 's/^/#   /'
+fi
+if [ "$TIER" = docker ]; then
+	left=$(leftovers | LC_ALL=C comm -13 "$left0" -)
+	if [ -z "$left" ]; then
+		pass=$((pass + 1))
+		echo "ok - no world of the tier is left (dockerd, netns, cgroups, mounts, image stores)"
+	else
+		fail=$((fail + 1))
+		echo "not ok - worlds of the tier left behind:"
+		sed 's/^/#   /' <<<"$left"
+	fi
 fi
 echo "$TIER: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -22,7 +22,7 @@ D=$(ed_dir "$W")
 mkdir -p "$D"
 SVC=/run/egress-sim/$W/services.jsonl
 POL=$D/policy.txt
-printf 'example.test:80|443\n203.0.113.10:7\n' >"$POL"
+printf 'example.test:80|443\n203.0.113.10:7\n%s' "$DNS_RULES" >"$POL"
 
 mkdir -p "$D/pins"
 mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
@@ -182,8 +182,9 @@ LOOPSRV=
 
 # ---- log rotation through the daemon -------------------------------------
 # The limit holds four lines of the size the requests below log, so ten of
-# them fill .2 and .1 and leave two in the current file.
-run_in host curl -sS -m 5 -o /dev/null "http://example.test/rot-00"
+# them fill .2 and .1 and leave two in the current file (addresses given:
+# no DNS lines in between).
+run_in host curl --resolve example.test:80:198.51.100.10 -sS -m 5 -o /dev/null "http://example.test/rot-00"
 L=$(($(line_for /rot-00 | wc -c)))
 MAX=$((4 * L + L / 2))
 egressd_stop "$W"
@@ -193,7 +194,7 @@ check "egressd restarts with --log-max-bytes $MAX (4 lines) --log-keep 2" egress
 	"$POL" --log "$ROT" --log-max-bytes "$MAX" --log-keep 2
 N=10
 for i in $(seq -w $N); do
-	run_in host curl -sS -m 5 -o /dev/null "http://example.test/rot-$i"
+	run_in host curl --resolve example.test:80:198.51.100.10 -sS -m 5 -o /dev/null "http://example.test/rot-$i"
 done
 egressd_stop "$W" # flushes the log
 check "rotated files .1 and .2 appear" test -s "$ROT.1" -a -s "$ROT.2"
@@ -208,21 +209,24 @@ check_eq "... lines per file (.2 .1 current)" "4 4 2" \
 	"$(wc -l <"$ROT.2") $(wc -l <"$ROT.1") $(wc -l <"$ROT")"
 
 # ---- --preset github-hosted ---------------------------------------------
-printf 'example.test:80 cgroup=@docker\nexample.test:443\n' >"$POL"
+printf 'example.test:80 cgroup=@docker\nexample.test:443\n%s' "$DNS_RULES" >"$POL"
+# Under the preset every rule without cgroup= is scoped to the runner, the
+# resolver rule too: the checks below name their addresses themselves.
+RES=(--resolve example.test:80:198.51.100.10 --resolve example.test:443:198.51.100.10)
 check "egressd restarts with --preset github-hosted" egressd_start "$W" "$POL" \
 	--preset github-hosted
 check_eq "preset: a host process outside the runner cgroup is denied" 403 \
-	"$(run_in host curl -sS -m 5 -o /dev/null -w '%{http_code}' http://example.test/preset-host)"
+	"$(run_in host curl "${RES[@]}" -sS -m 5 -o /dev/null -w '%{http_code}' http://example.test/preset-host)"
 check_fails "... never reaching the server" reached /preset-host
-code=$(run_in host curl -sS -m 5 -o /dev/null -w '%{http_code}' --cacert "$ECA" \
+code=$(run_in host curl "${RES[@]}" -sS -m 5 -o /dev/null -w '%{http_code}' --cacert "$ECA" \
 	https://example.test/preset-host-s 2>/dev/null)
 check_eq "... also for a rule without cgroup= (scoped to the runner): aborted" 000 "$code"
 check_eq "preset: cgroup=@docker still admits a bridged container" \
 	"hello from example.test GET /preset-c" \
-	"$(run_in container curl -sS -m 5 http://example.test/preset-c)"
+	"$(run_in container curl "${RES[@]}" -sS -m 5 http://example.test/preset-c)"
 check_eq "preset: ... and a host-network container" \
 	"hello from example.test GET /preset-hn" \
-	"$(run_in hostnet curl -sS -m 5 http://example.test/preset-hn)"
+	"$(run_in hostnet curl "${RES[@]}" -sS -m 5 http://example.test/preset-hn)"
 check_match "... logged as allowed in its docker cgroup" \
 	"\"url\":\"http://example.test/preset-hn\",\"method\":\"GET\",\"policy\":\"allow\",.*\"cgroup\":\"/egress-sim/$W/$HOSTNET_CG\"" \
 	"$(line_for /preset-hn)"

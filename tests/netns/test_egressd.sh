@@ -12,12 +12,12 @@ check "up" world_up "$W" --containers 1
 D=$(ed_dir "$W")
 mkdir -p "$D"
 POL=$D/policy.txt
-printf 'example.test:80|443\nother.test\n' >"$POL"
+printf 'example.test:80|443\nother.test\n%s' "$DNS_RULES" >"$POL"
 nat_before=$(nf_snapshot "$W")
 
 check "egressd starts and answers on its control socket" egressd_start "$W" "$POL"
 st=$(ed_ctl "$W" status)
-check_match "status: running, 2 rules" '"rules": 2' "$st"
+check_match "status: running, 4 rules" '"rules": 4' "$st"
 check_match "status: fail-closed state" '"tcp": true' "$st"
 check_match "the control socket is root-only (0600)" "^srw-------" \
 	"$(ls -l "$D/control.sock")"
@@ -48,7 +48,7 @@ cp "$POL" "$D/good.txt"
 cp "$D/bad.txt" "$POL"
 out=$(ed_ctl "$W" reload 2>&1)
 check_match "reload of a bad policy is refused with the reason" "bad.txt|policy.txt:1" "$out"
-check_match "... and the old policy stays" '"rules": 2' "$(ed_ctl "$W" status)"
+check_match "... and the old policy stays" '"rules": 4' "$(ed_ctl "$W" status)"
 printf 'example.test:80|443\nother.test\n*.sim.test\n' >"$POL"
 check_match "reload of a good policy" '"rules": 3' "$(ed_ctl "$W" reload)"
 
@@ -58,7 +58,8 @@ out=$(ed_ctl "$W" status 2>&1)
 check_eq "status of a killed daemon exits 3" 3 "$(ed_ctl "$W" status >/dev/null 2>&1; echo $?)"
 check_match "... and says so loudly, with what fails closed" \
 	"NOT RUNNING.*failing closed" "$(tr '\n' ' ' <<<"$out")"
-in_world "$W" container:0 curl -sS -m 5 -o /dev/null http://example.test/killed 2>/dev/null
+in_world "$W" container:0 curl -sS -m 5 -o /dev/null --resolve example.test:80:198.51.100.10 \
+	http://example.test/killed 2>/dev/null
 rc=$?
 check_eq "TCP from a container fails closed (connection refused: curl 7)" 7 "$rc"
 check_fails "... and never reached the server" \

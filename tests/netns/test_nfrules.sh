@@ -6,7 +6,10 @@
 # bridged containers (docker0 and br-+) and host processes land on the
 # proxy port, the daemon's marked sockets do not; loopback is left alone
 # except TCP port 53; with nothing on the proxy port, connections are
-# refused (fail closed), never passed.
+# refused (fail closed), never passed.  The UDP and other-protocol rules
+# (mangle) have their own file, test_nfrules_udp.sh; while the rules are
+# installed here nothing reads the queue, so UDP (DNS included) is dropped
+# and clients name example.test with curl --resolve.
 . "$(dirname "$0")/lib.sh"
 require_root
 
@@ -29,11 +32,32 @@ LOG=/run/egress-sim/$W/services.jsonl
 MARK=0x10000000 # egressctl nf's default
 HTTP_GET='GET / HTTP/1.0\r\nHost: example.test\r\n\r\n'
 HELLO="hello from example.test GET /"
+RESOLVE=(--resolve example.test:80:198.51.100.10)
 
 nf() { in_world "$W" host "$EGRESSCTL" nf "$@"; }
 ipt() { in_world "$W" host "$@"; }
 probe() { in_world "$W" host "$PROBE" "$@" 2>&1 | tail -n1; }
-jumps() { ipt iptables-save -t nat | grep -c "^-A $1 -j EGRESS_$1\$"; }
+jumps() { ipt iptables-save -t "${2:-nat}" | grep -c "^-A $1 -j EGRESS_$1\$"; }
+# Our chains' rules as installed and as `nf script ARGS` writes them, table
+# by table (iptables-save lists a table's chains sorted, so each chain is
+# taken on its own).
+installed_rules() {
+	local t c
+	for t in nat mangle; do
+		for c in EGRESS_OUTPUT EGRESS_PREROUTING EGRESS_BRIDGE; do
+			ipt iptables-save -t "$t" | grep "^-A $c " | sed "s/^/$t /"
+		done
+	done
+}
+script_rules() {
+	local t c
+	for t in nat mangle; do
+		for c in EGRESS_OUTPUT EGRESS_PREROUTING EGRESS_BRIDGE; do
+			nf script "$@" | sed -n "/^\*$t\$/,/^COMMIT\$/p" |
+				grep "^-A $c " | sed "s/^/$t /"
+		done
+	done
+}
 # Every table as iptables-save prints it, without comments and counters.
 # `-t TABLE` prints a table's built-in chains even before anything created
 # them, so the nat table that iptables creates (with its empty built-in
@@ -68,8 +92,7 @@ check_eq "one jump from nat PREROUTING, first in the chain" \
 	"-A PREROUTING -j EGRESS_PREROUTING" \
 	"$(ipt iptables-save -t nat | grep -m1 '^-A PREROUTING ')"
 check_eq "the chains hold exactly the script's rules, in order" \
-	"$(nf script | grep '^-A EGRESS_')" \
-	"$(ipt iptables-save -t nat | grep '^-A EGRESS_')"
+	"$(script_rules)" "$(installed_rules)"
 check_eq "nothing else changed" "$pristine" "$(snapshot | grep -v EGRESS_)"
 check "remove" nf remove
 check_eq "status after remove" absent "$(nf status)"
@@ -86,8 +109,7 @@ check "install again, other port and bridges (a restart)" \
 	nf install --port 8181 --bridge docker0
 check_eq "still one jump per built-in chain" "1 1" "$(jumps OUTPUT) $(jumps PREROUTING)"
 check_eq "the chains now hold the second install's rules" \
-	"$(nf script --port 8181 --bridge docker0 | grep '^-A EGRESS_')" \
-	"$(ipt iptables-save -t nat | grep '^-A EGRESS_')"
+	"$(script_rules --port 8181 --bridge docker0)" "$(installed_rules)"
 check "remove" nf remove
 check_eq "exact teardown after two installs" "$pristine" "$(snapshot)"
 
@@ -113,7 +135,8 @@ check_eq "our jump first in nat OUTPUT, Docker's after it" \
 	"$(ipt iptables-save -t nat | grep '^-A OUTPUT ')"
 check "install again" nf install
 check_eq "the second install too" "$foreign" "$(snapshot | grep -v EGRESS_)"
-check_eq "one jump each" "1 1" "$(jumps OUTPUT) $(jumps PREROUTING)"
+check_eq "one jump each" "1 1 1 1" \
+	"$(jumps OUTPUT) $(jumps PREROUTING) $(jumps OUTPUT mangle) $(jumps PREROUTING mangle)"
 check "remove" nf remove
 check_eq "exact teardown: Docker's rules as they were" "$foreign" "$(snapshot)"
 
@@ -140,11 +163,11 @@ check "loopback listeners on 127.0.0.1:7000 and :53" wait_listen 7000 && wait_li
 check "install" nf install
 mark_log
 check_eq "docker0 container -> internet lands on the proxy port" intercepted \
-	"$(in_world "$W" container:0 curl -sS -m 5 http://example.test/)"
+	"$(in_world "$W" container:0 curl -sS -m 5 "${RESOLVE[@]}" http://example.test/)"
 check_eq "br-sim1 container (pattern br-+) too" intercepted \
-	"$(in_world "$W" container:1 curl -sS -m 5 http://example.test/)"
+	"$(in_world "$W" container:1 curl -sS -m 5 "${RESOLVE[@]}" http://example.test/)"
 check_eq "a host process too" intercepted \
-	"$(in_world "$W" host curl -sS -m 5 http://example.test/)"
+	"$(in_world "$W" host curl -sS -m 5 "${RESOLVE[@]}" http://example.test/)"
 check_eq "the proxy got the three requests" 3 "$(grep -c '^GET / HTTP/1.1' "$TMPD/requests")"
 check_eq "the internet saw none of them (no TCP in its log)" "" \
 	"$(new_log | grep '"proto":"tcp"')"
@@ -168,9 +191,9 @@ check_eq "--intercept-loopback: loopback TCP is redirected" intercepted \
 	"$(probe 127.0.0.1 7000 'x\n')"
 check "install --bridge docker0" nf install --bridge docker0
 check_eq "docker0 only: the br-sim1 container goes straight out" "$HELLO" \
-	"$(in_world "$W" container:1 curl -sS -m 5 http://example.test/)"
+	"$(in_world "$W" container:1 curl -sS -m 5 "${RESOLVE[@]}" http://example.test/)"
 check_eq "docker0 only: the docker0 container is still intercepted" intercepted \
-	"$(in_world "$W" container:0 curl -sS -m 5 http://example.test/)"
+	"$(in_world "$W" container:0 curl -sS -m 5 "${RESOLVE[@]}" http://example.test/)"
 
 # ---- fail closed ----------------------------------------------------------
 
@@ -179,9 +202,9 @@ kill "$proxy_pid"
 wait "$proxy_pid" 2>/dev/null
 check_fails "the proxy port is closed" listening 8080
 mark_log
-in_world "$W" container:0 curl -sS -m 5 -o /dev/null http://example.test/ 2>/dev/null
+in_world "$W" container:0 curl -sS -m 5 -o /dev/null "${RESOLVE[@]}" http://example.test/ 2>/dev/null
 check_eq "proxy gone: the container's connection is refused (curl exit 7)" 7 $?
-in_world "$W" container:1 curl -sS -m 5 -o /dev/null http://example.test/ 2>/dev/null
+in_world "$W" container:1 curl -sS -m 5 -o /dev/null "${RESOLVE[@]}" http://example.test/ 2>/dev/null
 check_eq "proxy gone: the br-sim1 container's too" 7 $?
 check_eq "proxy gone: the host's too" ECONNREFUSED "$(probe 198.51.100.10 80)"
 check_eq "nothing reached the internet" "" "$(new_log | grep '"proto":"tcp"')"

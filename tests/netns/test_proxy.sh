@@ -24,6 +24,9 @@ SVC=/run/egress-sim/$W/services.jsonl
 WCA=$("$SIM" ca "$W")
 POL=$D/policy.txt
 cat >"$POL" <<'EOF'
+# the world's resolver; names of the simulated zone resolve (DNS only)
+198.51.100.53:53/udp
+dns:*.sim.test
 example.test:80|443
 [https://registry.sim.test]
 /packages/*
@@ -284,7 +287,8 @@ res = []
 s = conn(); s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"); s.shutdown(socket.SHUT_WR)
 res.append("trunc:" + outcome(s)); s.close()
 # oversized ClientHello (records past the 64 KiB cap): judged as tcp, denied
-s = conn()
+# (to an address no DNS answer named: the cache would name .10 example.test)
+s = conn(ip="198.51.100.13")
 body = b"\x01" + (70000).to_bytes(3, "big") + b"\x03\x03" + b"A" * 69996
 try:
     for i in range(0, len(body), 16000):
@@ -294,7 +298,7 @@ except OSError:
     pass
 res.append("big:" + outcome(s)); s.close()
 # garbage after the request line
-s = conn(80); s.sendall(b"GET / HTTP/1.1\r\n\x00\x01\x02garbage\r\n\r\n")
+s = conn(80, "198.51.100.13"); s.sendall(b"GET / HTTP/1.1\r\n\x00\x01\x02garbage\r\n\r\n")
 res.append("garbage:" + outcome(s)); s.close()
 # huge headers
 s = conn(80)
@@ -454,7 +458,7 @@ check_eq "... and service resumes once fds are back" \
 
 # ---- --strict-host -----------------------------------------------------
 egressd_stop "$W"
-printf 'example.test:80\n198.51.100.10:80\n' >"$POL"
+printf 'example.test:80\n198.51.100.10:80\n%s' "$DNS_RULES" >"$POL"
 check "egressd restarts with --strict-host" egressd_start "$W" "$POL" --strict-host \
 	--idle-timeout 2
 check_eq "strict host: Host example.test to an address it does not resolve to: 403" 403 \
@@ -478,11 +482,11 @@ EOF
 check_match "idle timeout (2 s): an idle keep-alive connection is closed" \
 	"^(eof|ConnectionResetError) [1-3]\." "$idle"
 egressd_stop "$W"
-printf 'example.test:80\n' >"$POL"
+printf 'example.test:80\n%s' "$DNS_RULES" >"$POL"
 check "egressd restarts without --strict-host" egressd_start "$W" "$POL"
 check_eq "without it, the reference's behaviour: the Host is trusted" 200 \
 	"$(H curl -sS -m 5 -o /dev/null -w '%{http_code}' --resolve example.test:80:203.0.113.10 http://example.test/fronted2)"
 
 check_eq "one line per judged request or connection, none lost" \
-	"$(ed_log "$W" | wc -l)" "$(ed_log "$W" | grep -c '^{"ts":".*Z","type":"\(http\|https\|tcp\)",')"
+	"$(ed_log "$W" | wc -l)" "$(ed_log "$W" | grep -c '^{"ts":".*Z","type":"\(http\|https\|tcp\|dns\|dns_response\|udp\)",')"
 finish

@@ -3,7 +3,9 @@
  * context walk on fake /proc trees (reference §3.5), the PID-reuse and
  * cgroup guards on synthetic map entries naming real processes, and the
  * sock_diag path on a real (never used) loopback socket.  Maps are created
- * here with bpf_map_create, so nothing is attached anywhere.
+ * here with bpf_map_create, so nothing is attached anywhere.  The image of
+ * a container comes from a fake dockerd (fakedocker.c) for a fake /proc
+ * record in a cgroup this suite creates.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -23,6 +25,8 @@
 
 #include "attrib.h"
 #include "cgroup.h"
+#include "dockerimg.h"
+#include "fakedocker.h"
 #include "suites.h"
 #include "util.h"
 
@@ -304,14 +308,27 @@ static pid_t spawn_sleeper(void)
 		execl("/bin/sleep", "sleep", "30", (char *)NULL);
 		_exit(127);
 	}
-	/* wait for the exec, so exe and cmdline are sleep's */
+	/* Wait for the exec, so exe and cmdline are sleep's: the kernel
+	 * switches the exe link before it lays out the new arguments, so
+	 * the exe alone can name sleep while cmdline is still empty. */
 	for (int i = 0; i < 500; i++) {
-		char path[64], buf[64];
+		char path[64], buf[64], *args;
+		size_t len = 0;
 		ssize_t n;
 		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 		n = readlink(path, buf, sizeof(buf) - 1);
-		if (n > 0 && memmem(buf, (size_t)n, "sleep", 5))
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		args = util_read_file(path, &len);
+		if (n > 0 && memmem(buf, (size_t)n, "sleep", 5) && args &&
+		    len == 9 &&
+		    memcmp(args,
+			   "sleep\0"
+			   "30",
+			   9) == 0) {
+			free(args);
 			break;
+		}
+		free(args);
 		usleep(2000);
 	}
 	return pid;
@@ -527,6 +544,142 @@ START_TEST(test_diag_tcp_miss)
 }
 END_TEST
 
+/* ---- Docker image of a container's process -------------------------------- */
+
+#define CTR_ID \
+	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* A fake /proc record for pid in cgroup cg (relative to the v2 mount). */
+static void make_fake_cg_proc(int pid, const char *exe, const char *cg)
+{
+	struct fake_proc fp = { pid, 1, exe, ENV("") };
+	char path[PATH_MAX + 16], line[PATH_MAX];
+
+	make_fake_proc(&fp);
+	snprintf(path, sizeof(path), "%s/%d/cgroup", fake_root, pid);
+	snprintf(line, sizeof(line), "0::%s\n", cg);
+	write_file(path, line, strlen(line));
+}
+
+static struct egress_owner fake_owner(int pid, const char *cg)
+{
+	struct egress_owner o = { .tgid = (uint32_t)pid,
+				  .src = EGRESS_SRC_SOCKOPS,
+				  .ts_ns = now_boot_ns() };
+	char path[PATH_MAX];
+	uint64_t id;
+
+	snprintf(path, sizeof(path), "%s%s", cgroup_v2_mount(), cg);
+	ck_assert_int_eq(cgroup_id(path, &id), 0);
+	o.cgroup_id = id;
+	return o;
+}
+
+/* Named in the runner process, so that its teardown removes them even when
+ * the (forked) test fails half-way. */
+static char dk_parent[64], dk_root[64];
+
+static void docker_setup(void)
+{
+	snprintf(dk_parent, sizeof(dk_parent), "/egress-unit-docker-%d",
+		 getpid());
+	snprintf(dk_root, sizeof(dk_root), "/tmp/egress-unit-proc-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dk_root));
+}
+
+static void docker_teardown(void)
+{
+	static const char *const sub[] = { "/docker/" CTR_ID, "/docker", "" };
+	char path[PATH_MAX], cmd[PATH_MAX + 16];
+
+	for (size_t i = 0; cgroup_v2_mount() && i < ARRAY_SIZE(sub); i++) {
+		snprintf(path, sizeof(path), "%s%s%s", cgroup_v2_mount(),
+			 dk_parent, sub[i]);
+		if (rmdir(path) < 0 && errno != ENOENT)
+			fprintf(stderr, "rmdir %s: %s\n", path,
+				strerror(errno));
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dk_root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s failed\n", cmd);
+}
+
+/*
+ * A process in <parent>/docker/<id> gets the image dockerd lists for id;
+ * one in the parent cgroup, or an attrib_t without a cache, gets none.
+ */
+START_TEST(test_docker_image)
+{
+	const char *parent = dk_parent;
+	char ctr[PATH_MAX], dir[PATH_MAX], sock[PATH_MAX + 16];
+	struct attrib_opts o = { .conn_map_fd = -1,
+				 .cookie_map_fd = -1,
+				 .no_diag = true };
+	struct dockerimg_opts dopts = { .backoff_min_ms = 10,
+					.backoff_max_ms = 40,
+					.io_timeout_ms = 300,
+					.quiet = true };
+	struct dockerimg_stats st;
+	struct egress_owner own;
+	struct attrib_proc *p;
+	struct fakedocker *f;
+	struct dockerimg *d;
+	attrib_t *a, *plain;
+
+	ck_assert_msg(geteuid() == 0, "making a cgroup needs root");
+	ck_assert_ptr_nonnull(cgroup_v2_mount());
+	snprintf(ctr, sizeof(ctr), "%s/docker/" CTR_ID, parent);
+	snprintf(dir, sizeof(dir), "%s%s", cgroup_v2_mount(), ctr);
+	ck_assert_int_eq(util_mkdir_p(dir, 0755), 0);
+
+	snprintf(fake_root, sizeof(fake_root), "%s", dk_root);
+	make_fake_cg_proc(200, "/bin/busybox", ctr);
+	make_fake_cg_proc(201, "/usr/bin/curl", parent);
+	snprintf(sock, sizeof(sock), "%s/docker.sock", fake_root);
+	f = fakedocker_start(sock);
+	ck_assert_ptr_nonnull(f);
+	fakedocker_add(f, CTR_ID, "busybox:1.36", true);
+	dopts.socket_path = sock;
+	d = dockerimg_new_opts(&dopts);
+	ck_assert_ptr_nonnull(d);
+	for (int i = 0; i < 400; i++) {
+		dockerimg_stats(d, &st);
+		if (st.connected)
+			break;
+		usleep(5000);
+	}
+	ck_assert(st.connected);
+
+	o.proc_root = fake_root;
+	plain = attrib_new(&o);
+	o.docker = d;
+	a = attrib_new(&o);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(plain);
+
+	own = fake_owner(200, ctr);
+	ck_assert_int_eq(attrib_resolve(a, &own, ATTRIB_VIA_EXACT, &p), 0);
+	ck_assert_str_eq(p->cgroup, ctr);
+	ck_assert_str_eq(p->exe, "/bin/busybox");
+	ck_assert_ptr_nonnull(p->image);
+	ck_assert_str_eq(p->image, "busybox:1.36");
+	attrib_proc_free(p);
+	ck_assert_int_eq(attrib_resolve(plain, &own, ATTRIB_VIA_EXACT, &p), 0);
+	ck_assert_ptr_null(p->image);
+	attrib_proc_free(p);
+	own = fake_owner(201, parent);
+	ck_assert_int_eq(attrib_resolve(a, &own, ATTRIB_VIA_EXACT, &p), 0);
+	ck_assert_str_eq(p->cgroup, parent);
+	ck_assert_ptr_null(p->image);
+	attrib_proc_free(p);
+
+	attrib_free(a);
+	attrib_free(plain);
+	dockerimg_free(d);
+	fakedocker_stop(f);
+}
+END_TEST
+
 START_TEST(test_strings)
 {
 	ck_assert_str_eq(attrib_strerror(-ESTALE), "pid reused");
@@ -551,6 +704,11 @@ Suite *attrib_suite(void)
 	tcase_add_loop_test(tc, test_lookup_refused, 0,
 			    ARRAY_SIZE(guard_cases));
 	tcase_add_test(tc, test_lookup_wildcard);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("docker");
+	tcase_add_unchecked_fixture(tc, docker_setup, docker_teardown);
+	tcase_add_test(tc, test_docker_image);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("diag");

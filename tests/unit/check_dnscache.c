@@ -56,6 +56,24 @@ START_TEST(test_ttl_clamped_and_expiry)
 }
 END_TEST
 
+START_TEST(test_ttl_bounds_configurable)
+{
+	struct dnscache *c = dnscache_new(10);
+	const char *a[] = { "1.1.1.1" }, *b[] = { "2.2.2.2" };
+
+	ck_assert_int_eq(dnscache_set_ttl_bounds(c, -1, 10), -1);
+	ck_assert_int_eq(dnscache_set_ttl_bounds(c, 10, 9), -1);
+	ck_assert_int_eq(dnscache_set_ttl_bounds(c, 1, 20), 0);
+	dnscache_add(c, a, 1, "short.test", 0, 100); /* clamped to 1 */
+	dnscache_add(c, b, 1, "long.test", 300, 100); /* clamped to 20 */
+	ck_name(c, "1.1.1.1", 100.5, "short.test");
+	ck_name(c, "1.1.1.1", 101.5, NULL);
+	ck_name(c, "2.2.2.2", 119, "long.test");
+	ck_name(c, "2.2.2.2", 121, NULL);
+	dnscache_free(c);
+}
+END_TEST
+
 START_TEST(test_latest_answer_wins)
 {
 	struct dnscache *c = dnscache_new(10);
@@ -118,6 +136,7 @@ Suite *dnscache_suite(void)
 
 	tcase_add_test(tc, test_add_lookup_lowercase);
 	tcase_add_test(tc, test_ttl_clamped_and_expiry);
+	tcase_add_test(tc, test_ttl_bounds_configurable);
 	tcase_add_test(tc, test_latest_answer_wins);
 	tcase_add_test(tc, test_capacity_evicts_expired_then_soonest);
 	tcase_add_test(tc, test_many_entries);

@@ -27,7 +27,9 @@ int main(void)
 		bpf_suite,	    attrib_suite,	 llhttp_suite,
 		dnsmsg_suite,	    svc_suite,		 jlog_suite,
 		nfrules_suite,	    tlsparse_suite,	 certforge_suite,
-		proxy_suite,
+		proxy_suite,	    dnsjudge_suite,	 nfqueue_suite,
+		ctlookup_suite,	    dockerimg_suite,	 runc_suite,
+		runc_exec_suite,
 	};
 	SRunner *sr = srunner_create(NULL);
 	int failed;

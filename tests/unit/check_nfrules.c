@@ -1,11 +1,14 @@
 /*
  * check_nfrules.c - the netfilter rules: the iptables-restore script for
- * several configurations (rule order, loopback and its DNS exception, marks
- * in hex, bridge patterns), invalid configurations refused before any tool
- * runs, and install/remove/present driven against fake iptables-save and
- * iptables-restore scripts (what was read decides which jumps are written;
- * removal is exact; tool failures come back as clear errors).  The real
- * tools run in tests/netns/test_nfrules.sh, inside a simulated world.
+ * several configurations (rule order in the nat and mangle tables,
+ * loopback and its DNS exception, the exempt uid, ICMP, marks in hex and
+ * as bit masks, bridge patterns and the shared bridge chain), invalid
+ * configurations refused before any tool runs, and install/remove/present
+ * driven against fake iptables-save and iptables-restore scripts (what was
+ * read decides which jumps are written; tables are committed nat first
+ * and removed mangle first; removal is exact; tool failures come back as
+ * clear errors).  The real tools run in tests/netns/test_nfrules.sh,
+ * inside a simulated world.
  */
 #include <check.h>
 #include <errno.h>
@@ -32,6 +35,10 @@ static struct nfrules_cfg base_cfg(void)
 				     .mark_mask = 0x10000000,
 				     .bridges = two_bridges,
 				     .nbridges = 2,
+				     .dns_port = 8053,
+				     .queue_num = 1,
+				     .mark_dns = 0x20000000,
+				     .mark_udp = 0x40000000,
 				     .exempt_uid = -1,
 				     .iptables_save = "/nonexistent/save",
 				     .iptables_restore =
@@ -40,41 +47,135 @@ static struct nfrules_cfg base_cfg(void)
 
 /* The default layout, in full. */
 static const char default_script[] =
+	"*filter\n"
+	":EGRESS_OUTPUT - [0:0]\n"
+	":EGRESS_FORWARD - [0:0]\n"
+	"-A EGRESS_OUTPUT -m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+	"-A EGRESS_OUTPUT -m mark --mark 0x20000000/0x20000000 "
+	"-m conntrack ! --ctstate DNAT -j DROP\n"
+	"-A EGRESS_FORWARD -m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+	"-A EGRESS_FORWARD -m mark --mark 0x20000000/0x20000000 "
+	"-m conntrack ! --ctstate DNAT -j DROP\n"
+	"-I OUTPUT 1 -j EGRESS_OUTPUT\n"
+	"-I FORWARD 1 -j EGRESS_FORWARD\n"
+	"COMMIT\n"
 	"*nat\n"
 	":EGRESS_OUTPUT - [0:0]\n"
 	":EGRESS_PREROUTING - [0:0]\n"
 	"-A EGRESS_OUTPUT -m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+	"-A EGRESS_OUTPUT -p udp -m mark --mark 0x20000000/0x20000000 "
+	"-j REDIRECT --to-ports 8053\n"
 	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -p tcp -m tcp --dport 53 "
 	"-j REDIRECT --to-ports 8080\n"
 	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -p tcp -j RETURN\n"
 	"-A EGRESS_OUTPUT -p tcp -j REDIRECT --to-ports 8080\n"
 	"-A EGRESS_PREROUTING -m mark --mark 0x10000000/0x10000000 "
 	"-j RETURN\n"
+	"-A EGRESS_PREROUTING -i docker0 -p udp -m mark "
+	"--mark 0x20000000/0x20000000 -j REDIRECT --to-ports 8053\n"
+	"-A EGRESS_PREROUTING -i br-+ -p udp -m mark "
+	"--mark 0x20000000/0x20000000 -j REDIRECT --to-ports 8053\n"
 	"-A EGRESS_PREROUTING -i docker0 -p tcp -j REDIRECT --to-ports 8080\n"
 	"-A EGRESS_PREROUTING -i br-+ -p tcp -j REDIRECT --to-ports 8080\n"
 	"-I OUTPUT 1 -j EGRESS_OUTPUT\n"
 	"-I PREROUTING 1 -j EGRESS_PREROUTING\n"
+	"COMMIT\n"
+	"*mangle\n"
+	":EGRESS_OUTPUT - [0:0]\n"
+	":EGRESS_PREROUTING - [0:0]\n"
+	":EGRESS_BRIDGE - [0:0]\n"
+	"-A EGRESS_OUTPUT -m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+	"-A EGRESS_OUTPUT -p tcp -j RETURN\n"
+	"-A EGRESS_OUTPUT -m conntrack --ctdir REPLY -j RETURN\n"
+	"-A EGRESS_OUTPUT -p udp -m connmark --mark 0x40000000/0x40000000 "
+	"-j RETURN\n"
+	"-A EGRESS_OUTPUT -p udp -m mark --mark 0x20000000/0x20000000 "
+	"-j RETURN\n"
+	"-A EGRESS_OUTPUT -p udp -m mark --mark 0x40000000/0x40000000 "
+	"-j CONNMARK --save-mark --nfmask 0x40000000 --ctmask 0x40000000\n"
+	"-A EGRESS_OUTPUT -p udp -m mark --mark 0x40000000/0x40000000 "
+	"-j RETURN\n"
+	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -p udp -m udp --dport 53 "
+	"-j NFQUEUE --queue-num 1\n"
+	"-A EGRESS_OUTPUT -d 127.0.0.0/8 -j RETURN\n"
+	"-A EGRESS_OUTPUT -p udp -j NFQUEUE --queue-num 1\n"
+	"-A EGRESS_OUTPUT -p igmp -j RETURN\n"
+	"-A EGRESS_OUTPUT -m conntrack --ctstate RELATED -j RETURN\n"
+	"-A EGRESS_OUTPUT -j NFQUEUE --queue-num 1\n"
+	"-A EGRESS_PREROUTING -m mark --mark 0x10000000/0x10000000 "
+	"-j RETURN\n"
+	"-A EGRESS_PREROUTING -i docker0 -j EGRESS_BRIDGE\n"
+	"-A EGRESS_PREROUTING -i br-+ -j EGRESS_BRIDGE\n"
+	"-A EGRESS_BRIDGE -p tcp -j RETURN\n"
+	"-A EGRESS_BRIDGE -m conntrack --ctdir REPLY -j RETURN\n"
+	"-A EGRESS_BRIDGE -p udp -m connmark --mark 0x40000000/0x40000000 "
+	"-j RETURN\n"
+	"-A EGRESS_BRIDGE -p udp -m mark --mark 0x20000000/0x20000000 "
+	"-j RETURN\n"
+	"-A EGRESS_BRIDGE -p udp -m mark --mark 0x40000000/0x40000000 "
+	"-j CONNMARK --save-mark --nfmask 0x40000000 --ctmask 0x40000000\n"
+	"-A EGRESS_BRIDGE -p udp -m mark --mark 0x40000000/0x40000000 "
+	"-j RETURN\n"
+	"-A EGRESS_BRIDGE -p udp -j NFQUEUE --queue-num 1\n"
+	"-A EGRESS_BRIDGE -p igmp -j RETURN\n"
+	"-A EGRESS_BRIDGE -m conntrack --ctstate RELATED -j RETURN\n"
+	"-A EGRESS_BRIDGE -j NFQUEUE --queue-num 1\n"
+	"-I OUTPUT 1 -j EGRESS_OUTPUT\n"
+	"-I PREROUTING 1 -j EGRESS_PREROUTING\n"
 	"COMMIT\n";
 
-/* The rules of one chain, in order, one per line. */
-static char *chain_rules(const char *script, const char *chain)
+/*
+ * The rules of one chain of one table, in order, one per line, without
+ * their "-A CHAIN " (chain names repeat across tables).
+ */
+static char *chain_rules(const char *script, const char *table,
+			 const char *chain)
 {
 	struct strbuf sb = { 0 };
 	char prefix[64];
-	size_t n;
+	bool in_table = false;
+	size_t n, tlen = strlen(table);
 
 	n = (size_t)snprintf(prefix, sizeof(prefix), "-A %s ", chain);
 	for (const char *p = script; p && *p;) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 
-		if (len > n && strncmp(p, prefix, n) == 0) {
+		if (p[0] == '*')
+			in_table = len == tlen + 1 &&
+				   strncmp(p + 1, table, tlen) == 0;
+		else if (in_table && len > n && strncmp(p, prefix, n) == 0) {
 			strbuf_add(&sb, p + n, len - n);
 			strbuf_addc(&sb, '\n');
 		}
 		p = nl ? nl + 1 : NULL;
 	}
 	return strbuf_steal(&sb);
+}
+
+static int count_str(const char *s, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = s; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+/* The position of rule in rules (chain_rules output), -1 if absent. */
+static int rule_index(const char *rules, const char *rule)
+{
+	size_t n = strlen(rule);
+	int i = 0;
+
+	for (const char *p = rules; *p; i++) {
+		const char *nl = strchr(p, '\n');
+
+		if ((size_t)(nl - p) == n && strncmp(p, rule, n) == 0)
+			return i;
+		p = nl + 1;
+	}
+	return -1;
 }
 
 START_TEST(test_script_default)
@@ -92,26 +193,111 @@ START_TEST(test_script_order)
 {
 	struct nfrules_cfg c = base_cfg();
 	char *s = nfrules_script(&c);
-	char *out = chain_rules(s, "EGRESS_OUTPUT");
-	char *pre = chain_rules(s, "EGRESS_PREROUTING");
-	const char *mark = strstr(out, "-m mark");
+	char *out = chain_rules(s, "nat", "EGRESS_OUTPUT");
+	char *pre = chain_rules(s, "nat", "EGRESS_PREROUTING");
+	const char *mark = strstr(out, "-m mark --mark 0x10000000");
+	const char *udp = strstr(out, "-p udp -m mark");
 	const char *dns = strstr(out, "--dport 53");
 	const char *lo = strstr(out, "-d 127.0.0.0/8 -p tcp -j RETURN");
 	const char *all = strstr(out, "\n-p tcp -j REDIRECT");
 
-	/* the daemon's own traffic first, DNS to loopback before the
-	 * loopback exemption, the catch-all last */
+	/* the daemon's own traffic first, the DNS redirect of marked UDP,
+	 * DNS to loopback before the loopback exemption, the catch-all
+	 * last */
 	ck_assert_ptr_eq(mark, out);
+	ck_assert_ptr_nonnull(udp);
 	ck_assert_ptr_nonnull(dns);
 	ck_assert_ptr_nonnull(lo);
 	ck_assert_ptr_nonnull(all);
-	ck_assert(mark < dns && dns < lo && lo < all);
-	ck_assert_int_eq(tu_lines(out), 4);
+	ck_assert(mark < udp && udp < dns && dns < lo && lo < all);
+	ck_assert_int_eq(tu_lines(out), 5);
 	ck_assert(strncmp(pre, "-m mark", 7) == 0);
-	ck_assert_int_eq(tu_lines(pre), 3);
-	/* the jumps come after the chains they target are declared */
+	ck_assert_int_eq(tu_lines(pre), 5);
+	/* the jumps come after the chains they target are declared, and
+	 * filter is committed first, then nat, then mangle */
 	ck_assert(strstr(s, ":EGRESS_OUTPUT") < strstr(s, "-I OUTPUT 1"));
+	ck_assert(strstr(s, "*filter\n") == s);
+	ck_assert(strstr(s, "*nat\n") > strstr(s, "COMMIT\n"));
+	ck_assert(strstr(s, "*mangle\n") > strstr(s, "*nat\n"));
 	free(out);
+	free(pre);
+	free(s);
+}
+END_TEST
+
+/* The mangle chains' rules in the order the design gives them. */
+START_TEST(test_script_mangle_order)
+{
+	static const char *const host[] = {
+		"-m mark --mark 0x10000000/0x10000000 -j RETURN",
+		"-p tcp -j RETURN",
+		"-m conntrack --ctdir REPLY -j RETURN",
+		"-p udp -m connmark --mark 0x40000000/0x40000000 -j RETURN",
+		"-p udp -m mark --mark 0x20000000/0x20000000 -j RETURN",
+		"-p udp -m mark --mark 0x40000000/0x40000000 -j CONNMARK "
+		"--save-mark --nfmask 0x40000000 --ctmask 0x40000000",
+		"-p udp -m mark --mark 0x40000000/0x40000000 -j RETURN",
+		"-p udp -m owner --uid-owner 101 -j RETURN",
+		"-d 127.0.0.0/8 -p udp -m udp --dport 53 -j NFQUEUE "
+		"--queue-num 1",
+		"-d 127.0.0.0/8 -j RETURN",
+		"-p udp -j NFQUEUE --queue-num 1",
+		"-p igmp -j RETURN",
+		"-m conntrack --ctstate RELATED -j RETURN",
+		"-j NFQUEUE --queue-num 1",
+	};
+	struct nfrules_cfg c = base_cfg();
+	char *s, *out, *bridge;
+
+	c.exempt_uid = 101;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(s);
+	out = chain_rules(s, "mangle", "EGRESS_OUTPUT");
+	ck_assert_int_eq(tu_lines(out), (int)ARRAY_SIZE(host));
+	for (size_t i = 0; i < ARRAY_SIZE(host); i++)
+		ck_assert_msg(rule_index(out, host[i]) == (int)i,
+			      "rule %zu '%s' at %d in:\n%s", i, host[i],
+			      rule_index(out, host[i]), out);
+	/* the bridge chain: the same without own mark, uid and loopback */
+	bridge = chain_rules(s, "mangle", "EGRESS_BRIDGE");
+	ck_assert_int_eq(tu_lines(bridge), (int)ARRAY_SIZE(host) - 4);
+	for (size_t i = 1, k = 0; i < ARRAY_SIZE(host); i++) {
+		if (i >= 7 && i <= 9)
+			continue;
+		ck_assert_int_eq(rule_index(bridge, host[i]), (int)k++);
+	}
+	ck_assert_ptr_null(strstr(bridge, "owner"));
+	ck_assert_ptr_null(strstr(bridge, "127.0.0.0/8"));
+	/* fail closed: no bypass, and every mark test is a bit mask */
+	ck_assert_ptr_null(strstr(s, "bypass"));
+	for (const char *p = s; (p = strstr(p, "--mark ")); p++)
+		ck_assert_msg(strcspn(p + 7, "/ \n") < strcspn(p + 7, " \n"),
+			      "whole-mark match at '%.40s'", p);
+	free(bridge);
+	free(out);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_bridge_chain)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s = nfrules_script(&c);
+	char *pre = chain_rules(s, "mangle", "EGRESS_PREROUTING");
+	const char *decl = strstr(s, ":EGRESS_BRIDGE - [0:0]\n");
+	const char *jump = strstr(s, "-j EGRESS_BRIDGE\n");
+
+	ck_assert_str_eq(pre, "-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+			      "-i docker0 -j EGRESS_BRIDGE\n"
+			      "-i br-+ -j EGRESS_BRIDGE\n");
+	/* declared (created) before any rule jumps to it, in the same
+	 * transaction, and never jumped to from a built-in chain */
+	ck_assert_ptr_nonnull(decl);
+	ck_assert_ptr_nonnull(jump);
+	ck_assert(decl < jump);
+	ck_assert(strstr(s, "*mangle\n") < decl);
+	ck_assert_ptr_null(strstr(s, "-I PREROUTING 1 -j EGRESS_BRIDGE"));
+	ck_assert_ptr_null(strstr(s, "-A PREROUTING"));
 	free(pre);
 	free(s);
 }
@@ -126,10 +312,89 @@ START_TEST(test_script_intercept_loopback)
 	s = nfrules_script(&c);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_ptr_null(strstr(s, "127.0.0.0/8"));
-	out = chain_rules(s, "EGRESS_OUTPUT");
+	out = chain_rules(s, "nat", "EGRESS_OUTPUT");
 	ck_assert_str_eq(out, "-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+			      "-p udp -m mark --mark 0x20000000/0x20000000 "
+			      "-j REDIRECT --to-ports 8053\n"
 			      "-p tcp -j REDIRECT --to-ports 8080\n");
 	free(out);
+	/* loopback UDP goes to the queue like any other */
+	out = chain_rules(s, "mangle", "EGRESS_OUTPUT");
+	ck_assert_int_eq(rule_index(out, "-p udp -j NFQUEUE --queue-num 1"), 7);
+	ck_assert_int_eq(tu_lines(out), 11);
+	free(out);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_exempt_uid)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s, *nat, *mangle;
+
+	s = nfrules_script(&c);
+	ck_assert_ptr_null(strstr(s, "owner"));
+	free(s);
+
+	c.exempt_uid = 0;
+	s = nfrules_script(&c);
+	nat = chain_rules(s, "nat", "EGRESS_OUTPUT");
+	mangle = chain_rules(s, "mangle", "EGRESS_OUTPUT");
+	/* TCP DNS of that uid leaves before any TCP REDIRECT */
+	ck_assert_int_eq(rule_index(nat, "-p tcp -m tcp --dport 53 -m owner "
+					 "--uid-owner 0 -j RETURN"),
+			 2);
+	ck_assert_int_eq(rule_index(nat, "-d 127.0.0.0/8 -p tcp -m tcp "
+					 "--dport 53 -j REDIRECT --to-ports "
+					 "8080"),
+			 3);
+	/* its UDP leaves after the verdict rules, before the loopback DNS
+	 * rule and the queue */
+	ck_assert_int_eq(rule_index(mangle,
+				    "-p udp -m owner --uid-owner 0 -j RETURN"),
+			 7);
+	ck_assert_int_eq(rule_index(mangle, "-d 127.0.0.0/8 -p udp -m udp "
+					    "--dport 53 -j NFQUEUE "
+					    "--queue-num 1"),
+			 8);
+	/* only in OUTPUT chains: the owner match does not exist in
+	 * PREROUTING */
+	ck_assert_ptr_null(strstr(s, "-A EGRESS_PREROUTING -p tcp -m tcp "
+				     "--dport 53 -m owner"));
+	ck_assert_ptr_null(strstr(s, "-A EGRESS_BRIDGE -p udp -m owner"));
+	free(nat);
+	free(mangle);
+	free(s);
+
+	c.exempt_uid = 2147483647;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(strstr(s, "--uid-owner 2147483647 -j RETURN"));
+	free(s);
+}
+END_TEST
+
+START_TEST(test_script_allow_icmp)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s, *out, *bridge;
+
+	s = nfrules_script(&c);
+	ck_assert_ptr_null(strstr(s, "icmp"));
+	free(s);
+
+	c.allow_icmp = true;
+	s = nfrules_script(&c);
+	out = chain_rules(s, "mangle", "EGRESS_OUTPUT");
+	bridge = chain_rules(s, "mangle", "EGRESS_BRIDGE");
+	/* after UDP is queued, before the catch-all queue */
+	ck_assert_int_eq(rule_index(out, "-p udp -j NFQUEUE --queue-num 1"), 9);
+	ck_assert_int_eq(rule_index(out, "-p icmp -j RETURN"), 10);
+	ck_assert_int_eq(rule_index(out, "-p igmp -j RETURN"), 11);
+	ck_assert_int_eq(rule_index(out, "-j NFQUEUE --queue-num 1"), 13);
+	ck_assert_int_eq(rule_index(bridge, "-p icmp -j RETURN"), 7);
+	ck_assert_int_eq(rule_index(bridge, "-j NFQUEUE --queue-num 1"), 10);
+	free(out);
+	free(bridge);
 	free(s);
 }
 END_TEST
@@ -137,29 +402,59 @@ END_TEST
 START_TEST(test_script_marks_hex_and_port)
 {
 	struct nfrules_cfg c = base_cfg();
-	char *s, *out, *pre;
+	char *s, *out, *pre, *mangle;
 
 	c.mark = 0x4000;
 	c.mark_mask = 0xc000;
 	c.proxy_port = 65535;
+	c.dns_port = 53;
+	c.queue_num = 0;
+	c.mark_dns = 0x2;
+	c.mark_udp = 0x30;
 	s = nfrules_script(&c);
 	ck_assert_ptr_nonnull(s);
-	out = chain_rules(s, "EGRESS_OUTPUT");
-	pre = chain_rules(s, "EGRESS_PREROUTING");
+	out = chain_rules(s, "nat", "EGRESS_OUTPUT");
+	pre = chain_rules(s, "nat", "EGRESS_PREROUTING");
+	mangle = chain_rules(s, "mangle", "EGRESS_OUTPUT");
 	ck_assert(strncmp(out, "-m mark --mark 0x4000/0xc000 -j RETURN\n",
 			  39) == 0);
 	ck_assert(strncmp(pre, "-m mark --mark 0x4000/0xc000 -j RETURN\n",
 			  39) == 0);
+	ck_assert(strncmp(mangle, "-m mark --mark 0x4000/0xc000 -j RETURN\n",
+			  39) == 0);
 	ck_assert_ptr_null(strstr(s, "8080"));
+	ck_assert_ptr_null(strstr(s, "8053"));
+	ck_assert_ptr_null(strstr(s, "0x20000000"));
+	ck_assert_ptr_null(strstr(s, "0x40000000"));
 	ck_assert_ptr_nonnull(strstr(out, "--to-ports 65535\n"));
+	ck_assert_int_eq(rule_index(out, "-p udp -m mark --mark 0x2/0x2 "
+					 "-j REDIRECT --to-ports 53"),
+			 1);
+	ck_assert_int_eq(rule_index(pre, "-i br-+ -p udp -m mark --mark "
+					 "0x2/0x2 -j REDIRECT --to-ports 53"),
+			 2);
+	/* a multi-bit UDP mark is tested, and saved, as all its bits */
+	ck_assert_int_eq(rule_index(mangle, "-p udp -m connmark --mark "
+					    "0x30/0x30 -j RETURN"),
+			 3);
+	ck_assert_int_eq(rule_index(mangle,
+				    "-p udp -m mark --mark 0x30/0x30 -j "
+				    "CONNMARK --save-mark --nfmask 0x30 "
+				    "--ctmask 0x30"),
+			 5);
+	ck_assert_int_eq(rule_index(mangle, "-j NFQUEUE --queue-num 0"),
+			 tu_lines(mangle) - 1);
 	free(out);
 	free(pre);
+	free(mangle);
 	free(s);
 
 	c.mark = 0x1;
 	c.mark_mask = 0xffffffff;
+	c.queue_num = 65535;
 	s = nfrules_script(&c);
 	ck_assert_ptr_nonnull(strstr(s, "--mark 0x1/0xffffffff -j RETURN"));
+	ck_assert_ptr_nonnull(strstr(s, "-j NFQUEUE --queue-num 65535\n"));
 	free(s);
 }
 END_TEST
@@ -169,36 +464,63 @@ START_TEST(test_script_bridges)
 	static const char *const many[] = { "docker0", "br-+", "cni0",
 					    "veth.1_a-b+", "abcdefghijklmno" };
 	struct nfrules_cfg c = base_cfg();
-	char *s, *pre;
+	char *s, *pre, *mpre;
 
 	c.bridges = many;
 	c.nbridges = ARRAY_SIZE(many);
 	s = nfrules_script(&c);
 	ck_assert_ptr_nonnull(s);
-	pre = chain_rules(s, "EGRESS_PREROUTING");
+	pre = chain_rules(s, "nat", "EGRESS_PREROUTING");
 	ck_assert_str_eq(
-		pre, "-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
-		     "-i docker0 -p tcp -j REDIRECT --to-ports 8080\n"
-		     "-i br-+ -p tcp -j REDIRECT --to-ports 8080\n"
-		     "-i cni0 -p tcp -j REDIRECT --to-ports 8080\n"
-		     "-i veth.1_a-b+ -p tcp -j REDIRECT --to-ports 8080\n"
-		     "-i abcdefghijklmno -p tcp -j REDIRECT --to-ports 8080\n");
+		pre,
+		"-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+		"-i docker0 -p udp -m mark --mark 0x20000000/0x20000000 -j "
+		"REDIRECT --to-ports 8053\n"
+		"-i br-+ -p udp -m mark --mark 0x20000000/0x20000000 -j "
+		"REDIRECT --to-ports 8053\n"
+		"-i cni0 -p udp -m mark --mark 0x20000000/0x20000000 -j "
+		"REDIRECT --to-ports 8053\n"
+		"-i veth.1_a-b+ -p udp -m mark --mark 0x20000000/0x20000000 -j "
+		"REDIRECT --to-ports 8053\n"
+		"-i abcdefghijklmno -p udp -m mark --mark "
+		"0x20000000/0x20000000 -j REDIRECT --to-ports 8053\n"
+		"-i docker0 -p tcp -j REDIRECT --to-ports 8080\n"
+		"-i br-+ -p tcp -j REDIRECT --to-ports 8080\n"
+		"-i cni0 -p tcp -j REDIRECT --to-ports 8080\n"
+		"-i veth.1_a-b+ -p tcp -j REDIRECT --to-ports 8080\n"
+		"-i abcdefghijklmno -p tcp -j REDIRECT --to-ports 8080\n");
+	mpre = chain_rules(s, "mangle", "EGRESS_PREROUTING");
+	ck_assert_str_eq(mpre,
+			 "-m mark --mark 0x10000000/0x10000000 -j RETURN\n"
+			 "-i docker0 -j EGRESS_BRIDGE\n"
+			 "-i br-+ -j EGRESS_BRIDGE\n"
+			 "-i cni0 -j EGRESS_BRIDGE\n"
+			 "-i veth.1_a-b+ -j EGRESS_BRIDGE\n"
+			 "-i abcdefghijklmno -j EGRESS_BRIDGE\n");
 	/* no -i outside PREROUTING */
 	ck_assert_ptr_null(strstr(s, "EGRESS_OUTPUT -i"));
+	ck_assert_ptr_null(strstr(s, "EGRESS_BRIDGE -i"));
 	free(pre);
+	free(mpre);
 	free(s);
 
-	/* no bridges: the chain and its jump stay, with the mark rule only */
+	/* no bridges: the chains and their jumps stay, with the mark rule
+	 * only (and the bridge chain, unreached) */
 	c.bridges = NULL;
 	c.nbridges = 0;
 	s = nfrules_script(&c);
 	ck_assert_ptr_nonnull(s);
-	pre = chain_rules(s, "EGRESS_PREROUTING");
+	pre = chain_rules(s, "nat", "EGRESS_PREROUTING");
 	ck_assert_str_eq(pre,
 			 "-m mark --mark 0x10000000/0x10000000 -j RETURN\n");
-	ck_assert_ptr_nonnull(
-		strstr(s, "-I PREROUTING 1 -j EGRESS_PREROUTING"));
+	mpre = chain_rules(s, "mangle", "EGRESS_PREROUTING");
+	ck_assert_str_eq(mpre,
+			 "-m mark --mark 0x10000000/0x10000000 -j RETURN\n");
+	ck_assert_int_eq(count_str(s, "-I PREROUTING 1 -j EGRESS_PREROUTING\n"),
+			 2);
+	ck_assert_ptr_nonnull(strstr(s, ":EGRESS_BRIDGE - [0:0]\n"));
 	free(pre);
+	free(mpre);
 	free(s);
 }
 END_TEST
@@ -259,6 +581,66 @@ START_TEST(test_invalid_cfg)
 	ck_assert_msg(strstr(err, b->want) != NULL, "%s: got '%s'", b->what,
 		      err);
 	free(err);
+}
+END_TEST
+
+/* The UDP fields: ports, and the three marks' bits. */
+static const struct udp_bad_case {
+	const char *what;
+	uint16_t dns_port;
+	uint32_t mark, mask, dns, udp;
+	const char *want;
+} udp_bad_cases[] = {
+	{ "DNS port 0", 0, 0x1, 0x1, 0x2, 0x4, "DNS port must not be 0" },
+	{ "DNS mark 0", 8053, 0x1, 0x1, 0, 0x4, "DNS mark must not be 0" },
+	{ "UDP mark 0", 8053, 0x1, 0x1, 0x2, 0, "UDP mark must not be 0" },
+	{ "DNS = UDP", 8053, 0x1, 0x1, 0x2, 0x2,
+	  "DNS mark 0x2 and UDP mark 0x2 share bits 0x2" },
+	{ "DNS overlaps UDP", 8053, 0x1, 0x1, 0x6, 0xc,
+	  "DNS mark 0x6 and UDP mark 0xc share bits 0x4" },
+	{ "own = DNS", 8053, 0x10000000, 0x10000000, 0x10000000, 0x4,
+	  "own mark 0x10000000 and DNS mark 0x10000000 share bits" },
+	{ "own overlaps UDP", 8053, 0x3, 0xff, 0x4, 0x2,
+	  "own mark 0x3 and UDP mark 0x2 share bits 0x2" },
+	{ "own mark 0 still first", 8053, 0, 0x1, 0x2, 0x4,
+	  "mark must not be 0" },
+};
+
+START_TEST(test_invalid_udp_cfg)
+{
+	const struct udp_bad_case *b = &udp_bad_cases[_i];
+	struct nfrules_cfg c = base_cfg();
+	char *err = NULL;
+
+	c.dns_port = b->dns_port;
+	c.mark = b->mark;
+	c.mark_mask = b->mask;
+	c.mark_dns = b->dns;
+	c.mark_udp = b->udp;
+	ck_assert_ptr_null(nfrules_script(&c));
+	ck_assert_int_eq(nfrules_install(&c, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, b->want) != NULL, "%s: got '%s'", b->what,
+		      err);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_valid_marks)
+{
+	struct nfrules_cfg c = base_cfg();
+	char *s;
+
+	/* the own mark's mask may cover the consumer's bits: only the
+	 * marks themselves must be apart */
+	c.mark = 0x1;
+	c.mark_mask = 0xffffffff;
+	c.mark_dns = 0x2;
+	c.mark_udp = 0x4;
+	c.queue_num = 0;
+	s = nfrules_script(&c);
+	ck_assert_ptr_nonnull(s);
+	free(s);
 }
 END_TEST
 
@@ -387,8 +769,49 @@ static struct nfrules_cfg fake_cfg(void)
 	"-A PREROUTING -j EGRESS_PREROUTING\n" \
 	"-A OUTPUT -j EGRESS_OUTPUT\n"         \
 	"-A EGRESS_OUTPUT -p tcp -j REDIRECT --to-ports 9999\n"
-static const char state_absent[] = NAT_HEAD FOREIGN NAT_TAIL;
-static const char state_present[] = NAT_HEAD FOREIGN OURS NAT_TAIL;
+#define MANGLE_HEAD                                         \
+	"# Generated by iptables-save v1.8.9 (nf_tables)\n" \
+	"*mangle\n"                                         \
+	":PREROUTING ACCEPT [0:0]\n"                        \
+	":INPUT ACCEPT [0:0]\n"                             \
+	":FORWARD ACCEPT [0:0]\n"                           \
+	":OUTPUT ACCEPT [0:0]\n"                            \
+	":POSTROUTING ACCEPT [0:0]\n"
+#define MANGLE_FOREIGN                                    \
+	":DOCKER-MANGLE - [0:0]\n"                        \
+	"-A PREROUTING -j MARK --set-xmark 0x100/0x100\n" \
+	"-A PREROUTING -i docker0 -j DOCKER-MANGLE\n"     \
+	"-A DOCKER-MANGLE -p udp -j MARK --set-mark 0x1\n"
+/* iptables-save lists chains sorted, rules by chain */
+#define MANGLE_OURS                                   \
+	":EGRESS_BRIDGE - [0:0]\n"                    \
+	":EGRESS_OUTPUT - [0:0]\n"                    \
+	":EGRESS_PREROUTING - [0:0]\n"                \
+	"-A PREROUTING -j EGRESS_PREROUTING\n"        \
+	"-A OUTPUT -j EGRESS_OUTPUT\n"                \
+	"-A EGRESS_BRIDGE -j NFQUEUE --queue-num 1\n" \
+	"-A EGRESS_PREROUTING -i docker0 -j EGRESS_BRIDGE\n"
+#define FILTER_HEAD                                         \
+	"# Generated by iptables-save v1.8.9 (nf_tables)\n" \
+	"*filter\n"                                         \
+	":INPUT ACCEPT [0:0]\n"                             \
+	":FORWARD DROP [0:0]\n"                             \
+	":OUTPUT ACCEPT [0:0]\n"
+#define FILTER_FOREIGN                \
+	":DOCKER-USER - [0:0]\n"      \
+	"-A FORWARD -j DOCKER-USER\n" \
+	"-A DOCKER-USER -j RETURN\n"
+#define FILTER_OURS                      \
+	":EGRESS_FORWARD - [0:0]\n"      \
+	":EGRESS_OUTPUT - [0:0]\n"       \
+	"-A FORWARD -j EGRESS_FORWARD\n" \
+	"-A OUTPUT -j EGRESS_OUTPUT\n"   \
+	"-A EGRESS_OUTPUT -m mark --mark 0x2/0x2 -j DROP\n"
+static const char state_absent[] = FILTER_HEAD FILTER_FOREIGN NAT_TAIL NAT_HEAD
+	FOREIGN NAT_TAIL MANGLE_HEAD MANGLE_FOREIGN NAT_TAIL;
+static const char state_present[] =
+	FILTER_HEAD FILTER_FOREIGN FILTER_OURS NAT_TAIL NAT_HEAD FOREIGN OURS
+		NAT_TAIL MANGLE_HEAD MANGLE_FOREIGN MANGLE_OURS NAT_TAIL;
 
 START_TEST(test_install_fresh)
 {
@@ -406,8 +829,11 @@ START_TEST(test_install_fresh)
 	args = get("restore.args");
 	ck_assert_str_eq(args, "--noflush --wait=10\n");
 	free(args);
+	/* read both tables, then read them back */
 	args = get("save.args");
-	ck_assert_str_eq(args, "-t nat\n-t nat\n");
+	ck_assert_str_eq(args,
+			 "-t filter\n-t nat\n-t mangle\n-t filter\n-t nat\n"
+			 "-t mangle\n");
 	free(args);
 	free(in);
 }
@@ -425,11 +851,15 @@ START_TEST(test_install_over_existing)
 	in = get("restore.in");
 	ck_assert_ptr_nonnull(strstr(in, ":EGRESS_OUTPUT - [0:0]\n"));
 	ck_assert_ptr_nonnull(strstr(in, ":EGRESS_PREROUTING - [0:0]\n"));
+	ck_assert_ptr_nonnull(strstr(in, ":EGRESS_BRIDGE - [0:0]\n"));
 	ck_assert_ptr_nonnull(strstr(in, "--to-ports 8080"));
+	ck_assert_ptr_nonnull(strstr(in, "--queue-num 1"));
 	ck_assert_ptr_null(strstr(in, "-I "));
 	ck_assert_ptr_null(strstr(in, "-D "));
 	ck_assert_ptr_null(strstr(in, "DOCKER"));
 	ck_assert_ptr_null(strstr(in, ":OUTPUT"));
+	ck_assert_ptr_null(strstr(in, ":PREROUTING"));
+	ck_assert_ptr_null(strstr(in, "MARK --set"));
 	free(in);
 }
 END_TEST
@@ -439,16 +869,23 @@ START_TEST(test_install_duplicate_jumps)
 	struct nfrules_cfg c = fake_cfg();
 	char *err = NULL, *in;
 
-	put("state", NAT_HEAD OURS "-A OUTPUT -j EGRESS_OUTPUT\n"
-				   "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	put("state", FILTER_HEAD FILTER_OURS NAT_TAIL NAT_HEAD OURS
+	    "-A OUTPUT -j EGRESS_OUTPUT\n"
+	    "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL MANGLE_HEAD MANGLE_OURS
+	    "-A PREROUTING -j EGRESS_PREROUTING\n" NAT_TAIL);
 	put("after", state_present);
 	ck_assert_int_eq(nfrules_install(&c, &err), 0);
 	in = get("restore.in");
-	ck_assert_ptr_nonnull(strstr(in,
-				     "-D OUTPUT -j EGRESS_OUTPUT\n"
-				     "-D OUTPUT -j EGRESS_OUTPUT\nCOMMIT\n"));
+	/* two extra nat OUTPUT jumps, one extra mangle PREROUTING jump,
+	 * each in its own table */
+	ck_assert_ptr_nonnull(strstr(in, "-D OUTPUT -j EGRESS_OUTPUT\n"
+					 "-D OUTPUT -j EGRESS_OUTPUT\nCOMMIT\n"
+					 "*mangle\n"));
+	ck_assert_ptr_nonnull(
+		strstr(in, "-j NFQUEUE --queue-num 1\n"
+			   "-D PREROUTING -j EGRESS_PREROUTING\nCOMMIT\n"));
+	ck_assert_int_eq(count_str(in, "-D "), 3);
 	ck_assert_ptr_null(strstr(in, "-I "));
-	ck_assert_ptr_null(strstr(in, "-D PREROUTING"));
 	free(in);
 }
 END_TEST
@@ -558,7 +995,8 @@ START_TEST(test_save_large)
 	for (int i = 0; i < 40000; i++)
 		strbuf_addf(&sb, "-A KUBE -d 10.0.%d.%d/32 -j RETURN\n",
 			    i / 256 % 256, i % 256);
-	strbuf_adds(&sb, OURS NAT_TAIL);
+	strbuf_adds(&sb, OURS NAT_TAIL MANGLE_HEAD MANGLE_OURS NAT_TAIL
+				 FILTER_HEAD FILTER_OURS NAT_TAIL);
 	put("state", strbuf_str(&sb));
 	ck_assert_uint_gt(sb.len, 1u << 20);
 	ck_assert_int_eq(nfrules_present(&c), 1);
@@ -575,14 +1013,34 @@ START_TEST(test_remove)
 	put("after", state_absent);
 	ck_assert_int_eq(nfrules_remove(&c, &err), 0);
 	ck_assert_ptr_null(err);
+	/* mangle first (nothing queued and marked any more), then nat;
+	 * the bridge chain deleted after the chain jumping to it */
 	in = get("restore.in");
-	ck_assert_str_eq(in, "*nat\n"
+	ck_assert_str_eq(in, "*mangle\n"
+			     "-D OUTPUT -j EGRESS_OUTPUT\n"
+			     "-D PREROUTING -j EGRESS_PREROUTING\n"
+			     "-F EGRESS_OUTPUT\n"
+			     "-F EGRESS_PREROUTING\n"
+			     "-F EGRESS_BRIDGE\n"
+			     "-X EGRESS_OUTPUT\n"
+			     "-X EGRESS_PREROUTING\n"
+			     "-X EGRESS_BRIDGE\n"
+			     "COMMIT\n"
+			     "*nat\n"
 			     "-D OUTPUT -j EGRESS_OUTPUT\n"
 			     "-D PREROUTING -j EGRESS_PREROUTING\n"
 			     "-F EGRESS_OUTPUT\n"
 			     "-F EGRESS_PREROUTING\n"
 			     "-X EGRESS_OUTPUT\n"
 			     "-X EGRESS_PREROUTING\n"
+			     "COMMIT\n"
+			     "*filter\n"
+			     "-D OUTPUT -j EGRESS_OUTPUT\n"
+			     "-D FORWARD -j EGRESS_FORWARD\n"
+			     "-F EGRESS_OUTPUT\n"
+			     "-F EGRESS_FORWARD\n"
+			     "-X EGRESS_OUTPUT\n"
+			     "-X EGRESS_FORWARD\n"
 			     "COMMIT\n");
 	free(in);
 
@@ -631,6 +1089,18 @@ START_TEST(test_remove_foreign_reference)
 					  "not ours (first in chain CUSTOM)"));
 	ck_assert_ptr_null(get("restore.args"));
 	free(err);
+
+	/* the same for the bridge chain, which no built-in chain jumps to */
+	err = NULL;
+	put("state", NAT_HEAD OURS NAT_TAIL MANGLE_HEAD MANGLE_OURS
+	    "-A PREROUTING -i cni0 -g EGRESS_BRIDGE\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_remove(&c, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "mangle chain EGRESS_BRIDGE is "
+					  "still the target of 1 rule(s) that "
+					  "are not ours (first in chain "
+					  "PREROUTING)"));
+	ck_assert_ptr_null(get("restore.args"));
+	free(err);
 }
 END_TEST
 
@@ -656,9 +1126,37 @@ START_TEST(test_present)
 			      "*filter\n-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
 	ck_assert_int_eq(nfrules_present(&c), -1);
 	/* our chains calling each other are not foreign references */
-	put("state",
-	    NAT_HEAD OURS "-A EGRESS_OUTPUT -j EGRESS_PREROUTING\n" NAT_TAIL);
+	put("state", FILTER_HEAD FILTER_OURS NAT_TAIL NAT_HEAD OURS
+	    "-A EGRESS_OUTPUT -j EGRESS_PREROUTING\n" NAT_TAIL MANGLE_HEAD
+		    MANGLE_OURS NAT_TAIL);
 	ck_assert_int_eq(nfrules_present(&c), 1);
+	/* filter missing (an install from before the DNS guard) is partial */
+	put("state", NAT_HEAD OURS NAT_TAIL MANGLE_HEAD MANGLE_OURS NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* nat alone (a TCP-only install) is partial */
+	put("state", NAT_HEAD OURS NAT_TAIL MANGLE_HEAD NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* mangle alone, too */
+	put("state", NAT_HEAD NAT_TAIL MANGLE_HEAD MANGLE_OURS NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* one mangle jump missing */
+	put("state", NAT_HEAD OURS NAT_TAIL MANGLE_HEAD
+	    ":EGRESS_BRIDGE - [0:0]\n"
+	    ":EGRESS_OUTPUT - [0:0]\n"
+	    ":EGRESS_PREROUTING - [0:0]\n"
+	    "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* the bridge chain missing */
+	put("state", NAT_HEAD OURS NAT_TAIL MANGLE_HEAD
+	    ":EGRESS_OUTPUT - [0:0]\n"
+	    ":EGRESS_PREROUTING - [0:0]\n"
+	    "-A PREROUTING -j EGRESS_PREROUTING\n"
+	    "-A OUTPUT -j EGRESS_OUTPUT\n" NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
+	/* nat's chains are not mangle's: the names alone do not count */
+	put("state", NAT_HEAD OURS
+	    ":EGRESS_BRIDGE - [0:0]\n" NAT_TAIL MANGLE_HEAD NAT_TAIL);
+	ck_assert_int_eq(nfrules_present(&c), -1);
 }
 END_TEST
 
@@ -694,6 +1192,46 @@ START_TEST(test_ctl_script)
 }
 END_TEST
 
+START_TEST(test_ctl_script_udp)
+{
+	struct tu_run r;
+
+	tu_run(&r, ctl_nf,
+	       ARGV("nf", "script", "--dns-port", "5353", "--queue", "7",
+		    "--mark-dns", "0x2", "--mark-udp", "4", "--allow-icmp",
+		    "--exempt-uid", "root"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_ptr_nonnull(strstr(r.out, "-A EGRESS_OUTPUT -p udp -m mark "
+					    "--mark 0x2/0x2 -j REDIRECT "
+					    "--to-ports 5353\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "-A EGRESS_BRIDGE -p udp -m "
+					    "connmark --mark 0x4/0x4 -j "
+					    "RETURN\n"));
+	ck_assert_ptr_nonnull(
+		strstr(r.out, "-A EGRESS_OUTPUT -p udp -m owner --uid-owner 0 "
+			      "-j RETURN\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "-A EGRESS_BRIDGE -p icmp -j "
+					    "RETURN\n"));
+	ck_assert_int_eq(count_str(r.out, "-j NFQUEUE --queue-num 7\n"), 5);
+	ck_assert_ptr_null(strstr(r.out, "--queue-num 1\n"));
+	ck_assert_ptr_null(strstr(r.out, "0x20000000"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--exempt-uid", "4242"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_ptr_nonnull(strstr(r.out, "--uid-owner 4242 -j RETURN"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "--help"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_ptr_nonnull(strstr(r.out, "--dns-port 8053 --queue 1 "
+					    "--mark-dns 0x20000000 "
+					    "--mark-udp 0x40000000"));
+	ck_assert_ptr_nonnull(strstr(r.out, "[--exempt-uid UID|USER]"));
+	tu_run_fini(&r);
+}
+END_TEST
+
 START_TEST(test_ctl_errors)
 {
 	struct tu_run r;
@@ -718,6 +1256,54 @@ START_TEST(test_ctl_errors)
 	ck_assert_ptr_nonnull(strstr(r.err, "bad mark"));
 	tu_run_fini(&r);
 
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--dns-port", "0"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_str_eq(r.err, "egressctl nf: DNS port must not be 0\n");
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--mark-udp", "0"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_str_eq(r.err, "egressctl nf: UDP mark must not be 0\n");
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--mark-dns", "0x10000000"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_str_eq(r.err, "egressctl nf: own mark 0x10000000 and DNS "
+				"mark 0x10000000 share bits 0x10000000\n");
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf,
+	       ARGV("nf", "script", "--mark-dns", "0x3", "--mark-udp", "0x6"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_ptr_nonnull(strstr(r.err, "share bits 0x2"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--queue", "65536"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	ck_assert_ptr_nonnull(strstr(r.err, "bad queue number '65536'"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--mark-dns", "0x2/0x2"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	ck_assert_ptr_nonnull(strstr(r.err, "bad mark '0x2/0x2'"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--mark-udp", "0x100000000"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf,
+	       ARGV("nf", "script", "--exempt-uid", "no-such-user-egress"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	ck_assert_ptr_nonnull(
+		strstr(r.err, "'no-such-user-egress' is neither a user nor a "
+			      "uid"));
+	tu_run_fini(&r);
+
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--exempt-uid", "-1"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	tu_run_fini(&r);
+
 	tu_run(&r, ctl_nf, ARGV("nf", "remove", "extra"));
 	ck_assert_int_eq(r.rc, CTL_USAGE);
 	tu_run_fini(&r);
@@ -736,10 +1322,17 @@ Suite *nfrules_suite(void)
 
 	tcase_add_test(tc, test_script_default);
 	tcase_add_test(tc, test_script_order);
+	tcase_add_test(tc, test_script_mangle_order);
+	tcase_add_test(tc, test_script_bridge_chain);
 	tcase_add_test(tc, test_script_intercept_loopback);
+	tcase_add_test(tc, test_script_exempt_uid);
+	tcase_add_test(tc, test_script_allow_icmp);
 	tcase_add_test(tc, test_script_marks_hex_and_port);
 	tcase_add_test(tc, test_script_bridges);
 	tcase_add_loop_test(tc, test_invalid_cfg, 0, ARRAY_SIZE(bad_cases));
+	tcase_add_loop_test(tc, test_invalid_udp_cfg, 0,
+			    ARRAY_SIZE(udp_bad_cases));
+	tcase_add_test(tc, test_valid_marks);
 	tcase_add_test(tc, test_invalid_bridge_array);
 	suite_add_tcase(s, tc);
 
@@ -762,6 +1355,7 @@ Suite *nfrules_suite(void)
 
 	tc = tcase_create("egressctl");
 	tcase_add_test(tc, test_ctl_script);
+	tcase_add_test(tc, test_ctl_script_udp);
 	tcase_add_test(tc, test_ctl_errors);
 	suite_add_tcase(s, tc);
 	return s;

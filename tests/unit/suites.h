@@ -26,6 +26,12 @@ Suite *certforge_suite(void);
 Suite *nfrules_suite(void);
 Suite *jlog_suite(void);
 Suite *proxy_suite(void);
+Suite *runc_suite(void);
+Suite *runc_exec_suite(void);
+Suite *dnsjudge_suite(void);
+Suite *nfqueue_suite(void);
+Suite *ctlookup_suite(void);
+Suite *dockerimg_suite(void);
 
 /* Path of a file under the source tree (fixtures/...), static buffer. */
 const char *test_srcpath(const char *rel);
