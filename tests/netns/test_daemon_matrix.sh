@@ -60,11 +60,13 @@ with_pid() {
 	run_in "$place" bash -c 'echo $$ >"$0"; exec "$@"' "$D/pid.$tag" "$@"
 }
 
-# line_for PATH: the log line of the request for PATH, once it is written
+# line_for PATH: the log line of the request for PATH (the one with a URL:
+# the client's DNS query names the path in its command line too), once it
+# is written
 line_for() {
 	local l=
 	for _ in $(seq 100); do
-		l=$(ed_log "$W" | grep -F "$1\"" | tail -n 1)
+		l=$(ed_log "$W" | grep -F "$1\"" | grep -F '"url":' | tail -n 1)
 		[ -n "$l" ] && break
 		sleep 0.05
 	done
