@@ -60,11 +60,13 @@ with_pid() {
 	run_in "$place" bash -c 'echo $$ >"$0"; exec "$@"' "$D/pid.$tag" "$@"
 }
 
-# line_for PATH: the log line of the request for PATH, once it is written
+# line_for PATH: the log line of the request for PATH (the one with a URL:
+# the client's DNS query names the path in its command line too), once it
+# is written
 line_for() {
 	local l=
 	for _ in $(seq 100); do
-		l=$(ed_log "$W" | grep -F "$1\"" | tail -n 1)
+		l=$(ed_log "$W" | grep -F "$1\"" | grep -F '"url":' | tail -n 1)
 		[ -n "$l" ] && break
 		sleep 0.05
 	done
@@ -168,9 +170,11 @@ check_match "... the request logged as https deny" \
 check "... and it reached the server" reached /audit-sni
 
 # ---- loopback with --intercept-loopback: judged ------------------------------
+# (a server-first protocol: the proxy connects after --first-bytes-ms, so
+# the client's idle timeout scales with it)
 n=$(ed_log "$W" | grep -c '"dst_port":9099,')
 check_eq "--intercept-loopback: loopback TCP is proxied (audit lets it through)" \
-	"loop-ok" "$(run_in host socat -T3 -u TCP:127.0.0.1:9099 - </dev/null 2>&1)"
+	"loop-ok" "$(run_in host socat -T$((3 * TIME_SCALE)) -u TCP:127.0.0.1:9099 - </dev/null 2>&1)"
 check_match "... and judged: logged as tcp deny" \
 	'"type":"tcp","dst_ip":"127.0.0.1","dst_port":9099,"policy":"deny"' \
 	"$(nth_line $((n + 1)) '"dst_port":9099,')"
