@@ -69,7 +69,7 @@ CORE_SRCS := src/util.c src/hmap.c src/policy_parse.c src/policy_match.c \
 # BPF loader, attribution and their egressctl commands (need libbpf); the
 # Docker image cache that attribution reads.
 CORE_SRCS += src/cgroup.c src/bpfload.c src/attrib.c src/ctl_bpf.c \
-	src/dockerimg.c
+	src/dockerimg.c src/httpresp.c
 # TLS interception: ClientHello parser, forged certificates.
 CORE_SRCS += src/tlsparse.c src/certforge.c
 # Netfilter rules (iptables-restore) and their egressctl command.
@@ -85,7 +85,8 @@ CORE_SRCS += src/nfqueue.c src/ctlookup.c
 PROXY_SRCS := src/proxy.c src/proxy_tls.c src/proxy_http.c src/proxy_dns.c \
 	src/udpd.c
 # egress-runc, the runc wrapper: runs on every runc call, so it links only
-# these, util.c and jansson.
+# these, util.c, httpresp.c (the HTTP reader it shares with dockerimg.c)
+# and jansson.
 RUNC_SRCS := src/runc_args.c src/runc_conf.c src/runc_config.c \
 	src/runc_inject.c src/runc_docker.c src/runc_exec.c
 PROG_SRCS := src/egressctl.c src/egressd.c sim/egress-sim.c src/egress_runc.c
@@ -129,6 +130,7 @@ $(BUILD)/egress-sim: $(BUILD)/sim/egress-sim.o $(SIM_OBJS) $(CORE_OBJS) \
 
 JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
 $(BUILD)/egress-runc: $(BUILD)/src/egress_runc.o $(RUNC_OBJS) \
+		$(BUILD)/src/httpresp.o \
 		$(BUILD)/src/util.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(JANSSON_LIBS)

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -25,13 +24,13 @@
 #include <unistd.h>
 
 #include "hmap.h"
+#include "httpresp.h"
 #include "util.h"
 
 /* A list of every container is a few KiB per container. */
 #define DIMG_BODY_MAX (32u << 20)
 /* One event is well under 4 KiB; a longer line is not dockerd talking. */
 #define DIMG_EVENT_LINE_MAX (256u << 10)
-#define DIMG_CHUNK_LINE_MAX 1024
 #define DIMG_QUEUE_MAX 256
 #define DIMG_READ_BUF 16384
 
@@ -77,330 +76,6 @@ bool dockerimg_container_id(const char *cgroup_path,
 	memcpy(id, found, DOCKERIMG_ID_LEN);
 	id[DOCKERIMG_ID_LEN] = '\0';
 	return true;
-}
-
-/* ---- HTTP/1.1 responses --------------------------------------------------- */
-
-enum http_state {
-	H_HEAD,
-	H_SIZE, /* a chunk-size line */
-	H_DATA, /* chunk data */
-	H_DATA_END, /* the CRLF after chunk data */
-	H_TRAILER,
-	H_LENGTH, /* Content-Length framing */
-	H_UNTIL_EOF,
-	H_DONE,
-	H_ERROR,
-};
-
-struct dockerimg_http {
-	enum http_state st;
-	int status;
-	struct strbuf line; /* the head, then one chunk-size/trailer line */
-	uint64_t left; /* of this chunk, or of the Content-Length body */
-	size_t trailer_bytes;
-	unsigned crlf; /* bytes of a chunk's closing CRLF seen */
-	const char *err;
-	int (*body)(void *arg, const char *p, size_t n);
-	void *arg;
-};
-
-struct dockerimg_http *
-dockerimg_http_new(int (*body)(void *, const char *, size_t), void *arg)
-{
-	struct dockerimg_http *h = util_xcalloc(1, sizeof(*h));
-
-	h->body = body;
-	h->arg = arg;
-	return h;
-}
-
-void dockerimg_http_free(struct dockerimg_http *h)
-{
-	if (!h)
-		return;
-	strbuf_fini(&h->line);
-	free(h);
-}
-
-static int http_rc(const struct dockerimg_http *h)
-{
-	if (h->st == H_ERROR)
-		return DOCKERIMG_HTTP_ERROR;
-	return h->st == H_DONE ? DOCKERIMG_HTTP_DONE : DOCKERIMG_HTTP_MORE;
-}
-
-static void http_fail(struct dockerimg_http *h, const char *why)
-{
-	h->st = H_ERROR;
-	h->err = why;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int hex_val(char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool name_is(const char *p, size_t n, const char *name)
-{
-	return n == strlen(name) && strncasecmp(p, name, n) == 0;
-}
-
-/* One header line [p, p+n) without its CRLF; only the framing matters. */
-static void http_header(struct dockerimg_http *h, const char *p, size_t n,
-			bool *chunked, bool *has_len, uint64_t *len)
-{
-	const char *colon = memchr(p, ':', n), *v, *end = p + n;
-	uint64_t cl = 0;
-
-	if (!colon || colon == p) {
-		http_fail(h, "malformed header line");
-		return;
-	}
-	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
-		;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	if (name_is(p, (size_t)(colon - p), "transfer-encoding")) {
-		/* chunked alone: any other coding (gzip, ...) would have to be
-		 * undone first, and dockerd never sends one */
-		if (end - v == 7 && strncasecmp(v, "chunked", 7) == 0)
-			*chunked = true;
-		else
-			http_fail(h, "unsupported transfer coding");
-	} else if (name_is(p, (size_t)(colon - p), "content-length")) {
-		if (v == end || end - v > 18) {
-			http_fail(h, "bad Content-Length");
-			return;
-		}
-		for (const char *q = v; q < end; q++) {
-			if (!is_digit(*q)) {
-				http_fail(h, "bad Content-Length");
-				return;
-			}
-			cl = cl * 10 + (uint64_t)(*q - '0');
-		}
-		if (*has_len && *len != cl)
-			http_fail(h, "conflicting Content-Length");
-		*has_len = true;
-		*len = cl;
-	}
-}
-
-/* The head is in h->line, ending with CRLF CRLF, and holds no NUL. */
-static void http_parse_head(struct dockerimg_http *h)
-{
-	const char *s = h->line.buf, *eol = strstr(s, "\r\n");
-	bool chunked = false, has_len = false;
-	uint64_t len = 0;
-	int status;
-
-	/* "HTTP/1.x NNN[ reason]" */
-	if (eol - s < 12 || strncmp(s, "HTTP/1.", 7) != 0 || !is_digit(s[7]) ||
-	    s[8] != ' ' || !is_digit(s[9]) || !is_digit(s[10]) ||
-	    !is_digit(s[11]) || (eol - s > 12 && s[12] != ' ')) {
-		http_fail(h, "not an HTTP/1 status line");
-		return;
-	}
-	status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-	for (s = eol + 2; h->st != H_ERROR; s = eol + 2) {
-		eol = strstr(s, "\r\n");
-		if (eol == s)
-			break; /* the empty line */
-		http_header(h, s, (size_t)(eol - s), &chunked, &has_len, &len);
-	}
-	if (h->st == H_ERROR)
-		return;
-	strbuf_reset(&h->line);
-	if (status < 200) {
-		http_fail(h, "informational response");
-		return;
-	}
-	h->status = status;
-	if (status == 204 || status == 304) {
-		h->st = H_DONE;
-	} else if (chunked) {
-		/* Transfer-Encoding overrides Content-Length (RFC 9112 §6.3) */
-		h->st = H_SIZE;
-	} else if (has_len) {
-		h->left = len;
-		h->st = len ? H_LENGTH : H_DONE;
-	} else {
-		h->st = H_UNTIL_EOF;
-	}
-}
-
-static size_t http_head_feed(struct dockerimg_http *h, const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (h->line.len >= DOCKERIMG_HTTP_HEAD_MAX) {
-			http_fail(h, "response head too large");
-			return n;
-		}
-		if (p[i] == '\0') {
-			http_fail(h, "NUL in the response head");
-			return n;
-		}
-		strbuf_addc(&h->line, p[i]);
-		if (h->line.len >= 4 &&
-		    memcmp(h->line.buf + h->line.len - 4, "\r\n\r\n", 4) == 0) {
-			http_parse_head(h);
-			return i + 1;
-		}
-	}
-	return n;
-}
-
-/* "HEX[ ][;ext]" (the CRLF already removed). */
-static void http_chunk_size(struct dockerimg_http *h, const char *s, size_t n)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-
-	for (; i < n && hex_val(s[i]) >= 0; i++) {
-		if (i == 15) {
-			http_fail(h, "chunk size too large");
-			return;
-		}
-		v = v << 4 | (uint64_t)hex_val(s[i]);
-	}
-	if (i == 0) {
-		http_fail(h, "bad chunk size");
-		return;
-	}
-	while (i < n && (s[i] == ' ' || s[i] == '\t'))
-		i++;
-	if (i < n && s[i] != ';') {
-		http_fail(h, "bad chunk size");
-		return;
-	}
-	if (v == 0) {
-		h->st = H_TRAILER;
-		h->trailer_bytes = 0;
-	} else {
-		h->left = v;
-		h->st = H_DATA;
-	}
-}
-
-/* Chunk-size and trailer lines, which may arrive in pieces. */
-static size_t http_line_feed(struct dockerimg_http *h, const char *p, size_t n)
-{
-	const char *nl = memchr(p, '\n', n);
-	size_t take = nl ? (size_t)(nl - p) + 1 : n;
-	size_t limit = h->st == H_SIZE ?
-			       DIMG_CHUNK_LINE_MAX :
-			       DOCKERIMG_HTTP_HEAD_MAX - h->trailer_bytes;
-	const char *s;
-	size_t len;
-
-	if (h->line.len + take > limit) {
-		http_fail(h, h->st == H_SIZE ? "chunk-size line too long" :
-					       "trailer too large");
-		return n;
-	}
-	strbuf_add(&h->line, p, take);
-	if (!nl)
-		return take;
-	s = h->line.buf;
-	len = h->line.len;
-	if (len < 2 || s[len - 2] != '\r') {
-		http_fail(h, "line not ended by CRLF");
-		return n;
-	}
-	len -= 2;
-	if (h->st == H_SIZE)
-		http_chunk_size(h, s, len);
-	else if (len == 0)
-		h->st = H_DONE;
-	else
-		h->trailer_bytes += len + 2;
-	strbuf_reset(&h->line);
-	return take;
-}
-
-static size_t http_data_feed(struct dockerimg_http *h, const char *p, size_t n)
-{
-	size_t take = n;
-
-	if (h->st != H_UNTIL_EOF && h->left < take)
-		take = (size_t)h->left;
-	if (h->body(h->arg, p, take) < 0) {
-		http_fail(h, "body refused");
-		return n;
-	}
-	if (h->st == H_UNTIL_EOF)
-		return take;
-	h->left -= take;
-	if (h->left == 0) {
-		h->st = h->st == H_DATA ? H_DATA_END : H_DONE;
-		h->crlf = 0;
-	}
-	return take;
-}
-
-int dockerimg_http_feed(struct dockerimg_http *h, const char *p, size_t n)
-{
-	while (n > 0 && h->st != H_DONE && h->st != H_ERROR) {
-		size_t used;
-
-		switch (h->st) {
-		case H_HEAD:
-			used = http_head_feed(h, p, n);
-			break;
-		case H_SIZE:
-		case H_TRAILER:
-			used = http_line_feed(h, p, n);
-			break;
-		case H_DATA_END:
-			if (*p != "\r\n"[h->crlf]) {
-				http_fail(h, "chunk data not followed by CRLF");
-				return DOCKERIMG_HTTP_ERROR;
-			}
-			if (++h->crlf == 2)
-				h->st = H_SIZE;
-			used = 1;
-			break;
-		default:
-			used = http_data_feed(h, p, n);
-			break;
-		}
-		p += used;
-		n -= used;
-	}
-	return http_rc(h);
-}
-
-int dockerimg_http_eof(struct dockerimg_http *h)
-{
-	if (h->st == H_UNTIL_EOF)
-		h->st = H_DONE;
-	else if (h->st != H_DONE && h->st != H_ERROR)
-		http_fail(h, h->st == H_HEAD && h->line.len == 0 ?
-				     "closed before a response" :
-				     "closed in the middle of a response");
-	return http_rc(h);
-}
-
-int dockerimg_http_status(const struct dockerimg_http *h)
-{
-	return h->status;
-}
-
-const char *dockerimg_http_error(const struct dockerimg_http *h)
-{
-	return h->st == H_ERROR ? h->err : NULL;
 }
 
 /* ---- the cache ------------------------------------------------------------ */
@@ -848,8 +523,8 @@ static void url_escape(struct strbuf *sb, const char *s)
 		unsigned char c = (unsigned char)*s;
 
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    is_digit((char)c) || c == '-' || c == '_' || c == '.' ||
-		    c == '~')
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~')
 			strbuf_addc(sb, (char)c);
 		else
 			strbuf_addf(sb, "%%%02X", c);
@@ -886,32 +561,31 @@ static int send_get(struct dockerimg *d, const char *target, uint64_t deadline)
  * head_only), the deadline passes or the peer closes.  Returns the parser's
  * rc; *why says what failed.
  */
-static int read_response(struct dockerimg *d, int fd, struct dockerimg_http *h,
+static int read_response(struct dockerimg *d, int fd, struct httpresp *h,
 			 bool head_only, uint64_t deadline, const char **why)
 {
 	char buf[DIMG_READ_BUF];
-	int rc = DOCKERIMG_HTTP_MORE;
+	int rc = HTTPRESP_MORE;
 
-	while (rc == DOCKERIMG_HTTP_MORE &&
-	       !(head_only && dockerimg_http_status(h))) {
+	while (rc == HTTPRESP_MORE && !(head_only && httpresp_status(h))) {
 		ssize_t n;
 
 		if (wait_fd(d, fd, POLLIN, deadline) < 0) {
 			*why = errno == ETIMEDOUT ? "timed out" : "stopped";
-			return DOCKERIMG_HTTP_ERROR;
+			return HTTPRESP_ERROR;
 		}
 		n = read(fd, buf, sizeof(buf));
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n < 0) {
 			*why = strerror(errno);
-			return DOCKERIMG_HTTP_ERROR;
+			return HTTPRESP_ERROR;
 		}
-		rc = n == 0 ? dockerimg_http_eof(h) :
-			      dockerimg_http_feed(h, buf, (size_t)n);
+		rc = n == 0 ? httpresp_eof(h) :
+			      httpresp_feed(h, buf, (size_t)n);
 	}
-	if (rc == DOCKERIMG_HTTP_ERROR)
-		*why = dockerimg_http_error(h);
+	if (rc == HTTPRESP_ERROR)
+		*why = httpresp_error(h);
 	return rc;
 }
 
@@ -935,7 +609,7 @@ static int get_json(struct dockerimg *d, const char *target, json_t **out,
 {
 	uint64_t deadline = now_ms() + d->o.io_timeout_ms;
 	struct strbuf body = { 0 };
-	struct dockerimg_http *h;
+	struct httpresp *h;
 	int fd, rc;
 
 	*out = NULL;
@@ -944,19 +618,19 @@ static int get_json(struct dockerimg *d, const char *target, json_t **out,
 		*why = strerror(errno);
 		return -1;
 	}
-	h = dockerimg_http_new(body_to_buf, &body);
+	h = httpresp_new(body_to_buf, &body);
 	rc = read_response(d, fd, h, false, deadline, why);
 	close(fd);
-	if (rc == DOCKERIMG_HTTP_DONE && dockerimg_http_status(h) != 200) {
+	if (rc == HTTPRESP_DONE && httpresp_status(h) != 200) {
 		*why = "HTTP status other than 200";
-		rc = DOCKERIMG_HTTP_ERROR;
+		rc = HTTPRESP_ERROR;
 	}
-	if (rc == DOCKERIMG_HTTP_DONE) {
+	if (rc == HTTPRESP_DONE) {
 		*out = json_loadb(strbuf_str(&body), body.len, 0, NULL);
 		if (!*out)
 			*why = "malformed JSON";
 	}
-	dockerimg_http_free(h);
+	httpresp_free(h);
 	strbuf_fini(&body);
 	return *out ? 0 : -1;
 }
@@ -1051,7 +725,7 @@ static void drain(int fd)
 }
 
 /* Follows the event stream until it ends or the module stops. */
-static void follow(struct dockerimg *d, int fd, struct dockerimg_http *h)
+static void follow(struct dockerimg *d, int fd, struct httpresp *h)
 {
 	struct pollfd p[3] = { { .fd = fd, .events = POLLIN },
 			       { .fd = d->wake_fd, .events = POLLIN },
@@ -1081,15 +755,15 @@ static void follow(struct dockerimg *d, int fd, struct dockerimg_http *h)
 			why = strerror(errno);
 			break;
 		}
-		rc = n == 0 ? dockerimg_http_eof(h) :
-			      dockerimg_http_feed(h, buf, (size_t)n);
+		rc = n == 0 ? httpresp_eof(h) :
+			      httpresp_feed(h, buf, (size_t)n);
 		if (apply_lines(d) < 0) {
 			why = "an event line too long";
 			count_error(d);
-		} else if (rc == DOCKERIMG_HTTP_ERROR) {
-			why = dockerimg_http_error(h);
+		} else if (rc == HTTPRESP_ERROR) {
+			why = httpresp_error(h);
 			count_error(d);
-		} else if (rc == DOCKERIMG_HTTP_DONE || n == 0) {
+		} else if (rc == HTTPRESP_DONE || n == 0) {
 			why = "dockerd ended the event stream";
 		}
 	}
@@ -1100,7 +774,7 @@ static void follow(struct dockerimg *d, int fd, struct dockerimg_http *h)
  * Opens the event stream (create/destroy of containers) and reads its
  * head; bytes after the head wait in d->evbuf.  Returns the fd or -1.
  */
-static int open_stream(struct dockerimg *d, struct dockerimg_http *h,
+static int open_stream(struct dockerimg *d, struct httpresp *h,
 		       const char **why)
 {
 	static const char filter[] =
@@ -1118,12 +792,11 @@ static int open_stream(struct dockerimg *d, struct dockerimg_http *h,
 		*why = strerror(errno);
 		return -1;
 	}
-	if (read_response(d, fd, h, true, deadline, why) ==
-	    DOCKERIMG_HTTP_ERROR) {
+	if (read_response(d, fd, h, true, deadline, why) == HTTPRESP_ERROR) {
 		close(fd);
 		return -1;
 	}
-	if (dockerimg_http_status(h) != 200) {
+	if (httpresp_status(h) != 200) {
 		*why = "the event stream was refused";
 		close(fd);
 		return -1;
@@ -1137,7 +810,7 @@ static int open_stream(struct dockerimg *d, struct dockerimg_http *h,
  */
 static bool session(struct dockerimg *d)
 {
-	struct dockerimg_http *h = dockerimg_http_new(body_to_events, d);
+	struct httpresp *h = httpresp_new(body_to_events, d);
 	const char *why = "?";
 	int fd, n = -1;
 
@@ -1153,7 +826,7 @@ static bool session(struct dockerimg *d)
 		}
 		if (fd >= 0)
 			close(fd);
-		dockerimg_http_free(h);
+		httpresp_free(h);
 		return false;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -1171,7 +844,7 @@ static bool session(struct dockerimg *d)
 	d->st.connected = false;
 	pthread_mutex_unlock(&d->lock);
 	close(fd);
-	dockerimg_http_free(h);
+	httpresp_free(h);
 	return true;
 }
 

@@ -94,35 +94,4 @@ void dockerimg_stats(struct dockerimg *d, struct dockerimg_stats *s)
 bool dockerimg_container_id(const char *cgroup_path,
 			    char id[DOCKERIMG_ID_LEN + 1]);
 
-/* ---- HTTP/1.1 response reader, exposed for the unit tests ---------------- */
-
-/*
- * Incremental: status line and headers (at most DOCKERIMG_HTTP_HEAD_MAX
- * bytes), then a body framed by chunked transfer coding, Content-Length
- * or the end of the connection.  Body bytes go to body(arg, p, n), which
- * returns 0, or -1 to fail the response.  Safe on any input.
- */
-#define DOCKERIMG_HTTP_HEAD_MAX 16384
-
-struct dockerimg_http;
-
-enum dockerimg_http_rc {
-	DOCKERIMG_HTTP_ERROR = -1,
-	DOCKERIMG_HTTP_MORE = 0, /* feed more */
-	DOCKERIMG_HTTP_DONE = 1, /* the body is complete; later bytes ignored */
-};
-
-struct dockerimg_http *
-dockerimg_http_new(int (*body)(void *, const char *, size_t), void *arg)
-	NONNULL(1) WUNRES;
-void dockerimg_http_free(struct dockerimg_http *h);
-int dockerimg_http_feed(struct dockerimg_http *h, const char *p, size_t n)
-	NONNULL(1);
-/* The connection ended: DONE if the body was complete (or ends here). */
-int dockerimg_http_eof(struct dockerimg_http *h) NONNULL(1);
-/* Status code once a valid head is read, else 0. */
-int dockerimg_http_status(const struct dockerimg_http *h) NONNULL(1);
-/* Why the last call failed (static text), or NULL. */
-const char *dockerimg_http_error(const struct dockerimg_http *h) NONNULL(1);
-
 #endif /* EGRESS_DOCKERIMG_H */

@@ -15,11 +15,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "httpresp.h"
 
 #define RESPONSE_MAX (1024 * 1024)
 
@@ -34,130 +35,36 @@ bool runc_is_container_id(const char *s)
 	return n == 64;
 }
 
-/* Case-insensitive search for needle in [s, s + n). */
-static bool has_token(const char *s, size_t n, const char *needle)
+/* Collects the body, refusing more than RESPONSE_MAX bytes. */
+static int collect_body(void *arg, const char *p, size_t n)
 {
-	size_t k = strlen(needle);
+	struct strbuf *body = arg;
 
-	for (size_t i = 0; i + k <= n; i++)
-		if (strncasecmp(s + i, needle, k) == 0)
-			return true;
-	return false;
-}
-
-/* Parses an unsigned number of the given base at [*p, end). */
-static int parse_num(const char **p, const char *end, int base, size_t *out)
-{
-	size_t v = 0;
-	const char *s = *p;
-
-	for (; s < end; s++) {
-		int d;
-
-		if (*s >= '0' && *s <= '9')
-			d = *s - '0';
-		else if (base == 16 && *s >= 'a' && *s <= 'f')
-			d = *s - 'a' + 10;
-		else if (base == 16 && *s >= 'A' && *s <= 'F')
-			d = *s - 'A' + 10;
-		else
-			break;
-		if (v > (RESPONSE_MAX - (size_t)d) / (size_t)base)
-			return -1;
-		v = v * (size_t)base + (size_t)d;
-	}
-	if (s == *p)
+	if (body->len + n > RESPONSE_MAX)
 		return -1;
-	*p = s;
-	*out = v;
+	strbuf_add(body, p, n);
 	return 0;
 }
 
-static int dechunk(const char *s, const char *end, struct strbuf *body)
-{
-	for (;;) {
-		const char *eol;
-		size_t n;
-
-		if (parse_num(&s, end, 16, &n) < 0)
-			return -1;
-		eol = memmem(s, (size_t)(end - s), "\r\n", 2);
-		if (!eol)
-			return -1;
-		s = eol + 2;
-		if (n == 0)
-			return 0;
-		if ((size_t)(end - s) < n + 2 || memcmp(s + n, "\r\n", 2) != 0)
-			return -1;
-		strbuf_add(body, s, n);
-		s += n + 2;
-	}
-}
-
+/* A whole response: the shared reader (httpresp.c), then the end of the
+ * connection. */
 int runc_http_parse(const char *resp, size_t len, int *status,
 		    struct strbuf *body, struct strbuf *err)
 {
-	const char *end = resp + len, *hdr_end, *line, *p;
-	bool chunked = false, have_len = false;
-	size_t clen = 0, code;
+	struct httpresp *h = httpresp_new(collect_body, body);
+	int rc = httpresp_feed(h, resp, len);
 
-	if (len < 13 || memcmp(resp, "HTTP/1.", 7) != 0 || resp[8] != ' ') {
-		strbuf_adds(err, "not an HTTP/1.x response");
-		return -1;
+	if (rc == HTTPRESP_MORE)
+		rc = httpresp_eof(h);
+	if (rc == HTTPRESP_DONE) {
+		*status = httpresp_status(h);
+		rc = 0;
+	} else {
+		strbuf_adds(err, httpresp_error(h));
+		rc = -1;
 	}
-	p = resp + 9;
-	if (parse_num(&p, resp + 12, 10, &code) < 0 || p != resp + 12 ||
-	    (resp[12] != ' ' && resp[12] != '\r')) {
-		strbuf_adds(err, "bad HTTP status line");
-		return -1;
-	}
-	hdr_end = memmem(resp, len, "\r\n\r\n", 4);
-	if (!hdr_end) {
-		strbuf_adds(err, "incomplete HTTP header");
-		return -1;
-	}
-	line = memmem(resp, (size_t)(hdr_end - resp), "\r\n", 2);
-	while (line && line < hdr_end) {
-		const char *next;
-		size_t n;
-
-		line += 2;
-		next = memmem(line, (size_t)(hdr_end + 2 - line), "\r\n", 2);
-		n = (size_t)((next ? next : hdr_end) - line);
-		if (n > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0)
-			chunked = has_token(line + 18, n - 18, "chunked");
-		if (n > 15 && strncasecmp(line, "content-length:", 15) == 0) {
-			const char *v = line + 15;
-
-			while (v < line + n && (*v == ' ' || *v == '\t'))
-				v++;
-			if (parse_num(&v, line + n, 10, &clen) < 0) {
-				strbuf_adds(err, "bad Content-Length");
-				return -1;
-			}
-			have_len = true;
-		}
-		line = next;
-	}
-	p = hdr_end + 4;
-	*status = (int)code;
-	if (chunked) {
-		if (dechunk(p, end, body) < 0) {
-			strbuf_adds(err, "bad or truncated chunked body");
-			return -1;
-		}
-		return 0;
-	}
-	if (have_len) {
-		if ((size_t)(end - p) < clen) {
-			strbuf_adds(err, "truncated HTTP body");
-			return -1;
-		}
-		strbuf_add(body, p, clen);
-		return 0;
-	}
-	strbuf_add(body, p, (size_t)(end - p));
-	return 0;
+	httpresp_free(h);
+	return rc;
 }
 
 char *runc_docker_image_from_list(const char *json, size_t len, const char *id)

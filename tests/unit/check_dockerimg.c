@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dockerimg.h"
+#include "httpresp.h"
 #include "fakedocker.h"
 #include "suites.h"
 #include "util.h"
@@ -101,82 +102,82 @@ static const struct {
 	const char *body;
 } http_cases[] = {
 	{ "Content-Length", OK200 "Content-Length: 5\r\n\r\nhello", 0,
-	  DOCKERIMG_HTTP_DONE, 200, "hello" },
+	  HTTPRESP_DONE, 200, "hello" },
 	{ "chunked with extensions and trailers",
 	  OK200 TE "\r\n5\r\nhello\r\n6;x=y\r\n world\r\nA \r\n0123456789"
 		   "\r\n0\r\nX-T: 1\r\n\r\n",
-	  0, DOCKERIMG_HTTP_DONE, 200, "hello world0123456789" },
+	  0, HTTPRESP_DONE, 200, "hello world0123456789" },
 	{ "bytes after the end are ignored",
-	  OK200 TE "\r\n1\r\nx\r\n0\r\n\r\nHTTP/1.1 500", 0,
-	  DOCKERIMG_HTTP_DONE, 200, "x" },
+	  OK200 TE "\r\n1\r\nx\r\n0\r\n\r\nHTTP/1.1 500", 0, HTTPRESP_DONE, 200,
+	  "x" },
 	{ "until EOF", "HTTP/1.0 200 OK\r\nServer: x\r\n\r\nabc", 0,
-	  DOCKERIMG_HTTP_DONE, 200, "abc" },
+	  HTTPRESP_DONE, 200, "abc" },
 	{ "Transfer-Encoding wins over Content-Length",
 	  OK200 "Content-Length: 99\r\ntransfer-encoding:  Chunked \r\n\r\n"
 		"2\r\nok\r\n0\r\n\r\n",
-	  0, DOCKERIMG_HTTP_DONE, 200, "ok" },
+	  0, HTTPRESP_DONE, 200, "ok" },
 	{ "204 has no body", "HTTP/1.1 204 No Content\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_DONE, 204, "" },
+	  HTTPRESP_DONE, 204, "" },
 	{ "empty Content-Length body",
 	  "HTTP/1.1 404 NF\r\nContent-Length: 0"
 	  "\r\n\r\n",
-	  0, DOCKERIMG_HTTP_DONE, 404, "" },
+	  0, HTTPRESP_DONE, 404, "" },
 	{ "status line without reason",
 	  "HTTP/1.1 200\r\nContent-Length: 1"
 	  "\r\n\r\nz",
-	  0, DOCKERIMG_HTTP_DONE, 200, "z" },
-	{ "not HTTP", "garbage\r\n\r\n", 0, DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "HTTP/2 status line", "HTTP/2 200 OK\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "status not digits", "HTTP/1.1 2x0 OK\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "status glued to reason", "HTTP/1.1 200OK\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "header without colon", OK200 "NoColon\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "header with empty name", OK200 ": x\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
+	  0, HTTPRESP_DONE, 200, "z" },
+	{ "not HTTP", "garbage\r\n\r\n", 0, HTTPRESP_ERROR, 0, NULL },
+	{ "HTTP/2 status line", "HTTP/2 200 OK\r\n\r\n", 0, HTTPRESP_ERROR, 0,
+	  NULL },
+	{ "status not digits", "HTTP/1.1 2x0 OK\r\n\r\n", 0, HTTPRESP_ERROR, 0,
+	  NULL },
+	{ "status glued to reason", "HTTP/1.1 200OK\r\n\r\n", 0, HTTPRESP_ERROR,
+	  0, NULL },
+	{ "header without colon", OK200 "NoColon\r\n\r\n", 0, HTTPRESP_ERROR, 0,
+	  NULL },
+	{ "header with empty name", OK200 ": x\r\n\r\n", 0, HTTPRESP_ERROR, 0,
+	  NULL },
 	{ "Content-Length not a number", OK200 "Content-Length: 1a\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
+	  HTTPRESP_ERROR, 0, NULL },
 	{ "Content-Length empty", OK200 "Content-Length:\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
+	  HTTPRESP_ERROR, 0, NULL },
 	{ "Content-Length too large",
 	  OK200 "Content-Length: 1234567890123456789\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
+	  HTTPRESP_ERROR, 0, NULL },
 	{ "conflicting Content-Length",
 	  OK200 "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
+	  HTTPRESP_ERROR, 0, NULL },
 	{ "gzip transfer coding",
 	  OK200 "Transfer-Encoding: gzip, chunked"
 		"\r\n\r\n",
-	  0, DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "chunk size not hex", OK200 TE "\r\nzz\r\n", 0, DOCKERIMG_HTTP_ERROR,
-	  200, NULL },
-	{ "chunk size overflows", OK200 TE "\r\nfffffffffffffffff\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "chunk size with junk", OK200 TE "\r\n5 x\r\nhello\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "chunk size line without CR", OK200 TE "\r\n5\nhello\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "chunk data longer than its size", OK200 TE "\r\n2\r\nabc\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "EOF inside a chunk", OK200 TE "\r\n10\r\nshort", 0,
-	  DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "EOF before the last chunk", OK200 TE "\r\n1\r\nx\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "EOF inside the head", OK200 "Content-Le", 0, DOCKERIMG_HTTP_ERROR, 0,
+	  0, HTTPRESP_ERROR, 0, NULL },
+	{ "chunk size not hex", OK200 TE "\r\nzz\r\n", 0, HTTPRESP_ERROR, 200,
 	  NULL },
-	{ "EOF before anything", "", 0, DOCKERIMG_HTTP_ERROR, 0, NULL },
+	{ "chunk size overflows", OK200 TE "\r\nfffffffffffffffff\r\n", 0,
+	  HTTPRESP_ERROR, 200, NULL },
+	{ "chunk size with junk", OK200 TE "\r\n5 x\r\nhello\r\n", 0,
+	  HTTPRESP_ERROR, 200, NULL },
+	{ "chunk size line without CR", OK200 TE "\r\n5\nhello\r\n", 0,
+	  HTTPRESP_ERROR, 200, NULL },
+	{ "chunk data longer than its size", OK200 TE "\r\n2\r\nabc\r\n", 0,
+	  HTTPRESP_ERROR, 200, NULL },
+	{ "EOF inside a chunk", OK200 TE "\r\n10\r\nshort", 0, HTTPRESP_ERROR,
+	  200, NULL },
+	{ "EOF before the last chunk", OK200 TE "\r\n1\r\nx\r\n", 0,
+	  HTTPRESP_ERROR, 200, NULL },
+	{ "EOF inside the head", OK200 "Content-Le", 0, HTTPRESP_ERROR, 0,
+	  NULL },
+	{ "EOF before anything", "", 0, HTTPRESP_ERROR, 0, NULL },
 	{ "EOF before Content-Length is read",
-	  OK200 "Content-Length: 10\r\n\r\nshort", 0, DOCKERIMG_HTTP_ERROR, 200,
+	  OK200 "Content-Length: 10\r\n\r\nshort", 0, HTTPRESP_ERROR, 200,
 	  NULL },
 	{ "NUL in the head", OK200 "X: a\0b\r\n\r\n", sizeof(OK200) + 9,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
+	  HTTPRESP_ERROR, 0, NULL },
 	{ "informational status", "HTTP/1.1 100 Continue\r\n\r\n", 0,
-	  DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "huge head", NULL, 0, DOCKERIMG_HTTP_ERROR, 0, NULL },
-	{ "huge chunk-size line", NULL, 0, DOCKERIMG_HTTP_ERROR, 200, NULL },
-	{ "huge trailer", NULL, 0, DOCKERIMG_HTTP_ERROR, 200, NULL },
+	  HTTPRESP_ERROR, 0, NULL },
+	{ "huge head", NULL, 0, HTTPRESP_ERROR, 0, NULL },
+	{ "huge chunk-size line", NULL, 0, HTTPRESP_ERROR, 200, NULL },
+	{ "huge trailer", NULL, 0, HTTPRESP_ERROR, 200, NULL },
 };
 
 static int sink(void *arg, const char *p, size_t n)
@@ -192,7 +193,7 @@ static char *big_input(size_t i, size_t *len)
 	switch (i) {
 	case 0: /* the head never ends */
 		strbuf_adds(&sb, OK200);
-		while (sb.len < DOCKERIMG_HTTP_HEAD_MAX + 100)
+		while (sb.len < HTTPRESP_HEAD_MAX + 100)
 			strbuf_adds(&sb, "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaa\r\n");
 		strbuf_adds(&sb, "\r\n");
 		break;
@@ -217,24 +218,24 @@ static char *big_input(size_t i, size_t *len)
 static int run_http(const char *in, size_t len, size_t step, int *status,
 		    struct strbuf *body)
 {
-	struct dockerimg_http *h = dockerimg_http_new(sink, body);
-	int rc = DOCKERIMG_HTTP_MORE;
+	struct httpresp *h = httpresp_new(sink, body);
+	int rc = HTTPRESP_MORE;
 
-	for (size_t off = 0; off < len && rc == DOCKERIMG_HTTP_MORE;) {
+	for (size_t off = 0; off < len && rc == HTTPRESP_MORE;) {
 		size_t n = step && step < len - off ? step : len - off;
-		rc = dockerimg_http_feed(h, in + off, n);
+		rc = httpresp_feed(h, in + off, n);
 		off += n;
 	}
-	if (rc == DOCKERIMG_HTTP_MORE)
-		rc = dockerimg_http_eof(h);
-	if (rc == DOCKERIMG_HTTP_ERROR)
-		ck_assert_ptr_nonnull(dockerimg_http_error(h));
+	if (rc == HTTPRESP_MORE)
+		rc = httpresp_eof(h);
+	if (rc == HTTPRESP_ERROR)
+		ck_assert_ptr_nonnull(httpresp_error(h));
 	else
-		ck_assert_ptr_null(dockerimg_http_error(h));
-	*status = dockerimg_http_status(h);
+		ck_assert_ptr_null(httpresp_error(h));
+	*status = httpresp_status(h);
 	/* calls after the end change nothing */
-	ck_assert_int_eq(dockerimg_http_feed(h, "zz", 2), rc);
-	dockerimg_http_free(h);
+	ck_assert_int_eq(httpresp_feed(h, "zz", 2), rc);
+	httpresp_free(h);
 	return rc;
 }
 
@@ -281,12 +282,11 @@ static int refuse(void *arg, const char *p, size_t n)
 START_TEST(test_http_refused_body)
 {
 	static const char in[] = OK200 "Content-Length: 3\r\n\r\nabc";
-	struct dockerimg_http *h = dockerimg_http_new(refuse, NULL);
+	struct httpresp *h = httpresp_new(refuse, NULL);
 
-	ck_assert_int_eq(dockerimg_http_feed(h, in, sizeof(in) - 1),
-			 DOCKERIMG_HTTP_ERROR);
-	ck_assert_int_eq(dockerimg_http_eof(h), DOCKERIMG_HTTP_ERROR);
-	dockerimg_http_free(h);
+	ck_assert_int_eq(httpresp_feed(h, in, sizeof(in) - 1), HTTPRESP_ERROR);
+	ck_assert_int_eq(httpresp_eof(h), HTTPRESP_ERROR);
+	httpresp_free(h);
 }
 END_TEST
 
@@ -324,8 +324,7 @@ START_TEST(test_http_random)
 			len -= (size_t)(rand_r(&seed) % 4);
 		}
 		rc = run_http(buf, len, step, &status, &body);
-		ck_assert(rc == DOCKERIMG_HTTP_DONE ||
-			  rc == DOCKERIMG_HTTP_ERROR);
+		ck_assert(rc == HTTPRESP_DONE || rc == HTTPRESP_ERROR);
 		ck_assert_uint_le(body.len, len);
 		strbuf_fini(&body);
 	}
