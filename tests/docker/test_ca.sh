@@ -36,16 +36,7 @@ sim.test:443 passthrough image=sim-tools-rhel:1
 $DNS_RULES
 EOF
 
-mkdir -p "$D/pins"
-mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
-on_exit() {
-	[ "$FAIL" -eq 0 ] || sed "s/^/# egressd: /" "$D/egressd.err" | tail -n 30
-	egressd_stop "$W"
-	in_host "$W" "$EGRESSD" --cleanup --pin-dir "$D/pins" >/dev/null 2>&1
-	if mountpoint -q "$D/pins"; then umount "$D/pins"; fi
-	cleanup_worlds
-}
-trap on_exit EXIT
+egressd_world "$W"
 
 docker() { in_world "$W" host docker "$@"; }
 jf() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print(v)' "$1" "$2"; }

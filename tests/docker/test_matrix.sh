@@ -39,16 +39,7 @@ $DNS_RULES
 EOF
 IMG=sim-tools-deb:1
 
-mkdir -p "$D/pins"
-mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
-on_exit() {
-	[ "$FAIL" -eq 0 ] || sed "s/^/# egressd: /" "$D/egressd.err" | tail -n 30
-	egressd_stop "$W"
-	in_host "$W" "$EGRESSD" --cleanup --pin-dir "$D/pins" >/dev/null 2>&1
-	if mountpoint -q "$D/pins"; then umount "$D/pins"; fi
-	cleanup_worlds
-}
-trap on_exit EXIT
+egressd_world "$W"
 
 docker() { in_world "$W" host docker "$@"; }
 

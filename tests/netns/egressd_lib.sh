@@ -88,3 +88,30 @@ egressd_stop() {
 }
 
 ed_log() { cat "$(ed_dir "$1")/connections.jsonl" 2>/dev/null; }
+
+# egressd_world W: for a test that runs egressd in world W: its pins on a
+# bpffs of their own (so the pinned links outlive the daemon, as on a real
+# host, and go with the test), and an EXIT trap that shows the daemon's
+# last errors when a check failed, runs the test's own on_cleanup if it
+# defines one (background helpers), stops egressd, removes what it left
+# (--cleanup), unmounts the pins and takes the test's worlds down.
+egressd_world() {
+	ED_WORLD=$1
+	local d
+	d=$(ed_dir "$1")
+	mkdir -p "$d/pins"
+	mountpoint -q "$d/pins" || mount -t bpf bpf "$d/pins"
+	trap egressd_world_exit EXIT
+}
+
+egressd_world_exit() {
+	local d
+	d=$(ed_dir "$ED_WORLD")
+	[ "$FAIL" -eq 0 ] ||
+		sed "s/^/# egressd: /" "$d/egressd.err" | grep -v "^# egressd: proxy: #" | tail -n 30
+	if declare -F on_cleanup >/dev/null; then on_cleanup; fi
+	egressd_stop "$ED_WORLD"
+	in_host "$ED_WORLD" "$EGRESSD" --cleanup --pin-dir "$d/pins" >/dev/null 2>&1
+	if mountpoint -q "$d/pins"; then umount "$d/pins"; fi
+	cleanup_worlds
+}

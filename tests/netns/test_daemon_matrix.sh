@@ -24,18 +24,11 @@ SVC=/run/egress-sim/$W/services.jsonl
 POL=$D/policy.txt
 printf 'example.test:80|443\n203.0.113.10:7\n%s' "$DNS_RULES" >"$POL"
 
-mkdir -p "$D/pins"
-mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
 LOOPSRV=
-on_exit() {
-	[ "$FAIL" -eq 0 ] || sed "s/^/# egressd: /" "$D/egressd.err" | tail -n 30
+egressd_world "$W"
+on_cleanup() {
 	[ -z "$LOOPSRV" ] || kill "$LOOPSRV" 2>/dev/null
-	egressd_stop "$W"
-	in_host "$W" "$EGRESSD" --cleanup --pin-dir "$D/pins" >/dev/null 2>&1
-	if mountpoint -q "$D/pins"; then umount "$D/pins"; fi
-	cleanup_worlds
 }
-trap on_exit EXIT
 
 # A Docker-like cgroup for host-network "containers".
 HOSTNET_CG=docker/$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

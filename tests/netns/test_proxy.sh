@@ -45,17 +45,7 @@ bulk.sim.test:9443 passthrough
 /plain
 EOF
 
-# The pins live on a bpffs of their own (removed on exit).
-mkdir -p "$D/pins"
-mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
-on_exit() {
-	[ "$FAIL" -eq 0 ] || sed "s/^/# egressd: /" "$D/egressd.err" | grep -v "^# egressd: proxy: #" | tail -n 30
-	egressd_stop "$W"
-	in_host "$W" "$EGRESSD" --cleanup --pin-dir "$D/pins" >/dev/null 2>&1
-	if mountpoint -q "$D/pins"; then umount "$D/pins"; fi
-	cleanup_worlds
-}
-trap on_exit EXIT
+egressd_world "$W"
 
 H() { in_world "$W" host "$@"; }
 # ---- bulk transfers: back-pressure, MITM and passthrough ----------------

@@ -41,18 +41,11 @@ other.test
 echo.sim.test:7
 EOF
 
-mkdir -p "$D/pins"
-mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
 BG=()
-on_exit() {
-	[ "$FAIL" -eq 0 ] || sed "s/^/# egressd: /" "$D/egressd.err" | tail -n 30
+egressd_world "$W"
+on_cleanup() {
 	for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-	egressd_stop "$W"
-	in_host "$W" "$EGRESSD" --cleanup --pin-dir "$D/pins" >/dev/null 2>&1
-	if mountpoint -q "$D/pins"; then umount "$D/pins"; fi
-	cleanup_worlds
 }
-trap on_exit EXIT
 
 HOSTNET_CG=docker/$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 run_in() {
