@@ -107,13 +107,7 @@ static bool udpd_pkt_foreign(const struct udpd *u, const struct nfqueue_pkt *p)
 	return p->hook == NF_INET_PRE_ROUTING && udpd_foreign(u, p->indev);
 }
 
-/* ---- log lines of the queue -------------------------------------------- */
-
-static void udpd_log_end(struct udpd *u, struct jrec *r,
-			 const struct attrib_proc *pr, int src_port)
-{
-	procinfo_log_end(u->sh->dns.log, r, pr, src_port);
-}
+/* ---- attribution ------------------------------------------------------- */
 
 /*
  * foreign: the packet arrived on an interface other than loopback, so it
@@ -168,38 +162,32 @@ static void udpd_rec_add(struct udpd *u, uint32_t saddr, uint16_t sport,
 	struct udpd_rec *r;
 	bool created;
 	char key[8];
-	void **slot;
 
 	udpd_rec_key(key, saddr, sport, id);
-	slot = hmap_slot(&u->recs, key, sizeof(key), &created);
-	if (!created) {
-		r = *slot;
-		if (now - r->t <= UDPD_REC_TTL_S &&
-		    (r->dst.s_addr != daddr || r->dport != dport))
-			r->ambiguous = true;
-		else if (now - r->t > UDPD_REC_TTL_S)
-			r->ambiguous = false;
-		r->dst.s_addr = daddr;
-		r->dport = dport;
-		r->t = now;
-		return;
+	r = hmap_get(&u->recs, key, sizeof(key));
+	if (r) {
+		bool live = now - r->t <= UDPD_REC_TTL_S;
+
+		/* the same key to another resolver while the first is
+		 * pending: neither can be told from the other */
+		r->ambiguous = live &&
+			       (r->ambiguous || r->dst.s_addr != daddr ||
+				r->dport != dport);
+	} else {
+		/* The ring holds records in the order they came: the oldest
+		 * one makes room, and the map forgets it. */
+		r = &u->ring[u->ring_next];
+		u->ring_next = (u->ring_next + 1) % UDPD_REC_MAX;
+		if (r->live)
+			hmap_del(&u->recs, r->key, sizeof(r->key));
+		memcpy(r->key, key, sizeof(key));
+		r->ambiguous = false;
+		r->live = true;
+		*hmap_slot(&u->recs, key, sizeof(key), &created) = r;
 	}
-	/* The ring holds records in the order they came: the oldest one
-	 * makes room, and the map forgets it. */
-	r = &u->ring[u->ring_next];
-	u->ring_next = (u->ring_next + 1) % UDPD_REC_MAX;
-	if (r->live)
-		hmap_del(&u->recs, r->key, sizeof(r->key));
-	/* hmap_del may have rehashed nothing but the slot pointer stays
-	 * valid only until the map changes: look it up again. */
-	slot = hmap_slot(&u->recs, key, sizeof(key), &created);
-	memcpy(r->key, key, sizeof(key));
 	r->dst.s_addr = daddr;
 	r->dport = dport;
 	r->t = now;
-	r->ambiguous = false;
-	r->live = true;
-	*slot = r;
 }
 
 /* Takes the record of a query: 0 with the resolver, -1 if there is none
@@ -226,8 +214,7 @@ static int udpd_rec_take(struct udpd *u, uint32_t saddr, uint16_t sport,
 
 /* ---- queue consumer ----------------------------------------------------- */
 
-static void udpd_verdict(struct udpd *u, nfqueue_t *q,
-			 const struct nfqueue_pkt *p, int verdict,
+static void udpd_verdict(nfqueue_t *q, const struct nfqueue_pkt *p, int verdict,
 			 uint32_t add_mark)
 {
 	if (nfqueue_verdict(q, p->id, verdict, add_mark != 0,
@@ -235,7 +222,6 @@ static void udpd_verdict(struct udpd *u, nfqueue_t *q,
 		fprintf(stderr,
 			"egressd: queue: verdict for packet %u failed\n",
 			p->id);
-	(void)u;
 }
 
 static void udpd_other_proto(struct udpd *u, nfqueue_t *q,
@@ -251,9 +237,9 @@ static void udpd_other_proto(struct udpd *u, nfqueue_t *q,
 	jrec_str(&r, "dst_ip", dst);
 	jrec_int(&r, "protocol", ip->protocol);
 	jrec_str(&r, "policy", "deny");
-	udpd_log_end(u, &r, NULL, -1);
+	procinfo_log_end(u->sh->dns.log, &r, NULL, -1);
 	UDPD_INC(u, ip_dropped);
-	udpd_verdict(u, q, p, audit ? NF_ACCEPT : NF_DROP, 0);
+	udpd_verdict(q, p, audit ? NF_ACCEPT : NF_DROP, 0);
 }
 
 static void udpd_log_udp(struct udpd *u, const struct iphdr *ip, uint16_t sport,
@@ -270,7 +256,7 @@ static void udpd_log_udp(struct udpd *u, const struct iphdr *ip, uint16_t sport,
 	jrec_str(&r, "policy", policy_decision_label(d));
 	if (error)
 		jrec_str(&r, "error", error);
-	udpd_log_end(u, &r, pr, sport);
+	procinfo_log_end(u->sh->dns.log, &r, pr, sport);
 }
 
 static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
@@ -297,10 +283,10 @@ static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
 	attrib_proc_free(pr);
 	if (d.allow) {
 		UDPD_INC(u, udp_allow);
-		udpd_verdict(u, q, p, NF_REPEAT, u->sh->mark_udp);
+		udpd_verdict(q, p, NF_REPEAT, u->sh->mark_udp);
 	} else {
 		UDPD_INC(u, udp_deny);
-		udpd_verdict(u, q, p, NF_DROP, 0);
+		udpd_verdict(q, p, NF_DROP, 0);
 	}
 }
 
@@ -318,7 +304,7 @@ static void udpd_not_dns(struct udpd *u, nfqueue_t *q,
 	UDPD_INC(u, not_dns);
 	/* Audit mode blocks nothing; the flow then bypasses the DNS proxy,
 	 * which audit mode accepts. */
-	udpd_verdict(u, q, p, u->sh->dns.audit ? NF_ACCEPT : NF_DROP, 0);
+	udpd_verdict(q, p, u->sh->dns.audit ? NF_ACCEPT : NF_DROP, 0);
 }
 
 static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
@@ -334,7 +320,7 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 	if (p->len < sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
 	    (size_t)ip->ihl * 4 > p->len) {
 		UDPD_INC(u, malformed);
-		udpd_verdict(u, q, p, NF_DROP, 0);
+		udpd_verdict(q, p, NF_DROP, 0);
 		return;
 	}
 	ihl = (size_t)ip->ihl * 4;
@@ -350,7 +336,7 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 	if ((ntohs(ip->frag_off) & (IP_MF | IP_OFFMASK)) ||
 	    tot - ihl < sizeof(*uh)) {
 		UDPD_INC(u, malformed);
-		udpd_verdict(u, q, p, NF_DROP, 0);
+		udpd_verdict(q, p, NF_DROP, 0);
 		return;
 	}
 	uh = (const struct udphdr *)(p->data + ihl);
@@ -368,7 +354,7 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 	}
 	udpd_rec_add(u, ip->saddr, sport, m.hdr.id, ip->daddr, dport);
 	UDPD_INC(u, dns_marked);
-	udpd_verdict(u, q, p, NF_REPEAT, u->sh->mark_dns);
+	udpd_verdict(q, p, NF_REPEAT, u->sh->mark_dns);
 }
 
 /* ---- DNS proxy: replies -------------------------------------------------- */
