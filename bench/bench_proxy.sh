@@ -163,11 +163,51 @@ m_newhs() {
 	sed -n 's/.*errors=\([0-9]*\) .*rps=\([0-9.]*\) p50_ms=\([0-9.]*\) p99_ms=\([0-9.]*\).*/\2 \3 \4 \1/p' <<<"$out"
 }
 
+# CPU time (user and system, ms) of a process tree: "user sys"
+cpu_ms() {
+	local p u=0 s=0 f
+	for p in $(tree_pids "$1"); do
+		# fields after the ")" that ends comm: utime is the 12th, stime the 13th
+		f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		set -- $f
+		u=$((u + ${12:-0}))
+		s=$((s + ${13:-0}))
+	done
+	echo "$((u * 1000 / HZ)) $((s * 1000 / HZ))"
+}
+HZ=$(getconf CLK_TCK)
+# the whole machine (every core, every process: other users too): "busy total"
+# in clock ticks from /proc/stat
+machine_ticks() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i;
+		print t - $5 - $6, t; exit }' /proc/stat
+}
+
 # m_ka PORT -> "rps p99" (wrk does not verify the certificate; the path was
-# verified by m_newhs and m_bulk with the client's CA)
+# verified by m_newhs and m_bulk with the client's CA).  Also writes where the
+# CPU went during the load to $B/ka.cpu: "wall_ms wrk_user wrk_sys nginx_user
+# nginx_sys proxy_user proxy_sys machine_busy_pct" (ms; bash's `times` gives
+# wrk's, /proc the others').
 m_ka() {
-	local out rps p99
-	out=$(C wrk -t2 -c"$KA_CONN" -d"${SECS}s" --latency "https://$MITM_HOST:$1/1b" 2>&1)
+	local out rps p99 m0 m1 n0 n1 p0="0 0" p1="0 0" t0 t1 wu ws
+	m0=$(machine_ticks)
+	n0=$(cpu_ms "$NGINX_PID")
+	[ -n "$PROXY_PID" ] && p0=$(cpu_ms "$PROXY_PID")
+	t0=$(date +%s%N)
+	out=$(C bash -c 'wrk "$@"; times' wrk -t2 -c"$KA_CONN" -d"${SECS}s" --latency \
+		"https://$MITM_HOST:$1/1b" 2>&1)
+	t1=$(date +%s%N)
+	m1=$(machine_ticks)
+	n1=$(cpu_ms "$NGINX_PID")
+	[ -n "$PROXY_PID" ] && p1=$(cpu_ms "$PROXY_PID")
+	# the last line of `times`: the children's user and system time
+	read -r wu ws <<<"$(tail -n 1 <<<"$out" | awk '{
+		for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); printf "%d ", (a[1] * 60 + a[2]) * 1000 } }')"
+	awk -v w="$(((t1 - t0) / 1000000))" -v wu="$wu" -v ws="$ws" \
+		-v n0="$n0" -v n1="$n1" -v p0="$p0" -v p1="$p1" -v m0="$m0" -v m1="$m1" 'BEGIN {
+		split(n0, a); split(n1, b); split(p0, c); split(p1, d); split(m0, e); split(m1, f)
+		printf "%d %d %d %d %d %d %d %.0f\n", w, wu, ws, b[1] - a[1], b[2] - a[2],
+			d[1] - c[1], d[2] - c[2], 100 * (f[1] - e[1]) / (f[2] - e[2]) }' >"$B/ka.cpu"
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
 	local errs
@@ -371,6 +411,130 @@ fi
 log "nginx (pid $NGINX_PID) serves $SRV:$PORT (HTTPS) and :18080 in the internet netns"
 log "client: container:0; $SECS s per rate, $CONC new-handshake threads, wrk -t2 -c$KA_CONN, $NIDLE idle pairs"
 
+# ---- egressd's policy and start ----------------------------------------
+# DNS is judged too: the world's resolver (wrk looks the name up)
+cat >"$B/policy.txt" <<EOF
+198.51.100.53:53/udp
+$MITM_HOST:$PORT
+$PASS_HOST:$PORT passthrough
+EOF
+# egressd_start [BINARY]: egressd (default: the build directory's) in the host netns
+egressd_start() {
+	PROXY_KIND=egressd
+	mkdir -p "$D/pins"
+	mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
+	rm -f "$D/control.sock"
+	# BENCH_WRAP: a command prefix for egressd (heaptrack, valgrind ...)
+	# shellcheck disable=SC2086
+	"$SIM" exec "$W" host --keep-mounts --cgroup egressd -- ${BENCH_WRAP:-} "${1:-$EGRESSD}" \
+		--foreground --policy "$B/policy.txt" --run-dir "$D" --ca-dir "$D/ca" \
+		--log "$D/connections.jsonl" --pin-dir "$D/pins" \
+		--cgroup "$CG2$("$SIM" status "$W" | sed -n 's/^ *"path": "\(.*\)",$/\1/p' | head -n1)" \
+		--upstream-ca "$WCA" --workers 2 >>"$D/egressd.err" 2>&1 &
+	PROXY_PID=$!
+	PROXY_LOG=$D/egressd.err
+	for _ in $(seq 200); do
+		"$EGRESSCTL" status --control-socket "$D/control.sock" >/dev/null 2>&1 && return 0
+		kill -0 "$PROXY_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---- A/B mode: direct and two egressd builds, interleaved ----------------
+# BENCH_AB=/path/to/other/egressd: only the direct row and egressd from the
+# build directory (a) and from that path (b), BENCH_ROUNDS rounds (default
+# 5), the order of a and b swapped every round, each ratio taken to the
+# direct run of its own round (the machine is shared: compare within a
+# round, report medians).  BENCH_AB=- runs a alone.  Per round: new-TLS and
+# keep-alive req/s, bulk MITM MiB/s (BENCH_AB_BULK=0: none), peak RSS over
+# those loads (VmHWM, reset first; also shown after each load), and where
+# the CPU went during keep-alive.
+ab_row() { # LABEL BINARY ROUND
+	local v pv=
+	if [ "$1" != direct ]; then
+		egressd_start "$2" || { log "$1: egressd did not start: $(tail -n 3 "$D/egressd.err")"; return 1; }
+		for p in $(tree_pids "$PROXY_PID"); do echo 5 >"/proc/$p/clear_refs"; done
+	fi
+	local hspid=
+	if [ -n "${BENCH_PROBE:-}" ] && [ "${BENCH_PROBE_LOAD:-ka}" = hs ] && [ "$1" != direct ]; then
+		PID=$PROXY_PID VARIANT=$1 ROUND=$3 timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
+		hspid=$!
+	fi
+	v=$(m_newhs "$PORT" "$([ "$1" = direct ] && echo "$WCA" || echo "$D/ca.pem")")
+	AB[$1.$3.hs]=${v%% *}
+	[ -n "$hspid" ] && wait "$hspid"
+	[ "$1" != direct ] && AB[$1.$3.hwm_hs]=$(mem_kb VmHWM "$PROXY_PID")
+	# BENCH_PROBE='CMD': run (by bash -c, $PID the daemon's pid) during
+	# each keep-alive load of egressd (BENCH_PROBE_LOAD=hs: each new-TLS
+	# load instead), stopped after BENCH_SECS, e.g.
+	# 'perf record -g -p $PID -o /tmp/ka.perf.$VARIANT' or
+	# 'strace -c -f -p $PID -o /tmp/ka.strace'; $VARIANT is a or b,
+	# $ROUND the round
+	local perfpid=
+	if [ -n "${BENCH_PROBE:-}" ] && [ "${BENCH_PROBE_LOAD:-ka}" = ka ] && [ "$1" != direct ]; then
+		PID=$PROXY_PID VARIANT=$1 ROUND=$3 timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
+		perfpid=$!
+	fi
+	v=$(m_ka "$PORT")
+	AB[$1.$3.ka]=${v%% *}
+	[ -n "$perfpid" ] && wait "$perfpid"
+	AB[$1.$3.cpu]=$(cat "$B/ka.cpu" 2>/dev/null)
+	if [ "$1" != direct ]; then
+		AB[$1.$3.hwm_ka]=$(mem_kb VmHWM "$PROXY_PID")
+		if [ "${BENCH_AB_BULK:-1}" != 0 ]; then
+			v=$(m_bulk "$MITM_HOST" "$PORT" "$D/ca.pem")
+			AB[$1.$3.bulk]=$v
+		fi
+		AB[$1.$3.hwm]=$(mem_kb VmHWM "$PROXY_PID")
+		AB[$1.$3.rss]=$(mem_kb VmRSS "$PROXY_PID")
+		proxy_stop
+	fi
+	log "round $3 $1: hs ${AB[$1.$3.hs]} ka ${AB[$1.$3.ka]} bulk ${AB[$1.$3.bulk]:--} hwm ${AB[$1.$3.hwm_hs]:--}/${AB[$1.$3.hwm_ka]:--}/${AB[$1.$3.hwm]:--} kB (after new-TLS/keep-alive/bulk) rss ${AB[$1.$3.rss]:--} cpu ${AB[$1.$3.cpu]}"
+}
+med() { # values... -> "median (min-max)"
+	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END {
+		if (!NR) { print "?"; exit }
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.3g (%.3g-%.3g, n=%d)", m, v[1], v[NR], NR }'
+}
+ab_main() {
+	local rounds=${BENCH_ROUNDS:-5} r order x
+	declare -gA AB
+	local vars=(a)
+	[ "$BENCH_AB" != - ] && vars=(a b)
+	for r in $(seq "$rounds"); do
+		ab_row direct "" "$r"
+		order=("${vars[@]}")
+		[ $((r % 2)) = 0 ] && [ ${#vars[@]} = 2 ] && order=(b a)
+		for x in "${order[@]}"; do
+			ab_row "$x" "$([ "$x" = a ] && echo "$EGRESSD" || echo "$BENCH_AB")" "$r"
+		done
+	done
+	echo "## A/B: $rounds rounds; a = $EGRESSD${BENCH_AB:+, b = $BENCH_AB}"
+	echo "round | direct hs | direct ka | variant | hs (÷direct) | ka (÷direct) | peak RSS kB after new-TLS/keep-alive/bulk | ka CPU ms: wall wrk(u/s) nginx(u/s) proxy(u/s) machine-busy%"
+	for r in $(seq "$rounds"); do
+		for x in "${vars[@]}"; do
+			echo "$r | ${AB[direct.$r.hs]} | ${AB[direct.$r.ka]} | $x | ${AB[$x.$r.hs]} ($(rt "${AB[$x.$r.hs]}" "${AB[direct.$r.hs]}")) | ${AB[$x.$r.ka]} ($(rt "${AB[$x.$r.ka]}" "${AB[direct.$r.ka]}")) | ${AB[$x.$r.hwm_hs]}/${AB[$x.$r.hwm_ka]}/${AB[$x.$r.hwm]} | ${AB[$x.$r.cpu]} | direct cpu ${AB[direct.$r.cpu]}${AB[$x.$r.bulk]:+ | bulk ${AB[$x.$r.bulk]} MiB/s}"
+		done
+	done
+	for x in "${vars[@]}"; do
+		local hs=() ka=() hwm=()
+		for r in $(seq "$rounds"); do
+			hs+=("$(rt "${AB[$x.$r.hs]}" "${AB[direct.$r.hs]}")")
+			ka+=("$(rt "${AB[$x.$r.ka]}" "${AB[direct.$r.ka]}")")
+			hwm+=("$(awk -v k="${AB[$x.$r.hwm]:-x}" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.2f", k / 1024 }')")
+		done
+		echo "$x: new-TLS ÷ direct $(med "${hs[@]}"); keep-alive ÷ direct $(med "${ka[@]}"); peak RSS MiB $(med "${hwm[@]}"); bulk MiB/s $(med $(for r in $(seq "$rounds"); do echo "${AB[$x.$r.bulk]:-}"; done))"
+	done
+}
+rt() { [[ $1 =~ ^[0-9.]+$ ]] && [[ $2 =~ ^[0-9.]+$ ]] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' || echo "?"; }
+if [ -n "${BENCH_AB:-}" ]; then
+	[ "$BENCH_AB" = - ] || [ -x "$BENCH_AB" ] || { echo "bench_proxy: BENCH_AB: $BENCH_AB is not executable" >&2; exit 1; }
+	ab_main
+	exit 0
+fi
+
 # ---- 1. direct ----------------------------------------------------------
 log "== direct"
 measure direct "$PORT" "$WCA"
@@ -387,29 +551,6 @@ fi
 peer_rules_off
 
 # ---- 3. egressd ---------------------------------------------------------
-cat >"$B/policy.txt" <<EOF
-$MITM_HOST:$PORT
-$PASS_HOST:$PORT passthrough
-EOF
-egressd_start() {
-	PROXY_KIND=egressd
-	mkdir -p "$D/pins"
-	mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
-	rm -f "$D/control.sock"
-	"$SIM" exec "$W" host --keep-mounts --cgroup egressd -- "$EGRESSD" \
-		--foreground --policy "$B/policy.txt" --run-dir "$D" --ca-dir "$D/ca" \
-		--log "$D/connections.jsonl" --pin-dir "$D/pins" \
-		--cgroup "$CG2$("$SIM" status "$W" | sed -n 's/^ *"path": "\(.*\)",$/\1/p' | head -n1)" \
-		--upstream-ca "$WCA" --workers 2 >>"$D/egressd.err" 2>&1 &
-	PROXY_PID=$!
-	PROXY_LOG=$D/egressd.err
-	for _ in $(seq 200); do
-		"$EGRESSCTL" status --control-socket "$D/control.sock" >/dev/null 2>&1 && return 0
-		kill -0 "$PROXY_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	return 1
-}
 log "== egressd (MITM $MITM_HOST:$PORT, passthrough $PASS_HOST:$PORT)"
 if egressd_start; then
 	if measure egressd "$PORT" "$D/ca.pem"; then
@@ -582,7 +723,6 @@ echo
 met() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
 	if (v !~ /^[0-9.]+$/) { print "?"; exit }
 	ok = (op == ">=") ? (v + 0 >= t) : (v + 0 <= t); print ok ? "yes" : "**no**" }'; }
-rt() { [[ $1 =~ ^[0-9.]+$ ]] && [[ $2 =~ ^[0-9.]+$ ]] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' || echo "?"; }
 if [ -z "${R[egressd.err]:-}" ]; then
 	hs=$(rt "${R[egressd.hs]:-}" "${R[base.hs]:-}")
 	ka=$(rt "${R[egressd.ka]:-}" "${R[base.ka]:-}")

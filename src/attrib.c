@@ -25,7 +25,16 @@
 #include "bpfload.h"
 #include "cgroup.h"
 #include "dockerimg.h"
+#include "hmap.h"
 #include "util.h"
+
+/* A validated record of one process, kept for the cache's TTL. */
+struct attrib_cent {
+	struct attrib_cent *prev, *next; /* recency list, newest first */
+	char key[20]; /* pid, /proc start time, entry's cgroup id */
+	double t; /* when it was validated */
+	struct attrib_proc *p; /* owned; via and owner are the first lookup's */
+};
 
 struct attrib {
 	int conn_fd;
@@ -38,6 +47,14 @@ struct attrib {
 	char *runner_cgroup;
 	struct dockerimg *docker; /* not owned */
 	uint64_t tick_ns; /* one /proc clock tick (1/USER_HZ s) in ns */
+	/* record cache: cents[0..ncent) in use, in the map by key */
+	struct attrib_cent *cents;
+	size_t ncent, cache_max;
+	struct attrib_cent *newest, *oldest;
+	struct hmap cache;
+	double ttl;
+	double (*clock)(void);
+	struct attrib_stats st;
 };
 
 const char *attrib_via_str(enum attrib_via v)
@@ -217,6 +234,7 @@ int attrib_diag_cookie(attrib_t *a, const struct attrib_tuple *t,
 
 	if (a->diag_fd < 0)
 		return -ENOENT;
+	a->st.diag_queries++;
 	err = diag_query(a, t, &m);
 	if (err)
 		return err;
@@ -475,12 +493,132 @@ void attrib_proc_free(struct attrib_proc *p)
 	free(p);
 }
 
+static char *dup_or_null(const char *s)
+{
+	return s ? util_xstrdup(s) : NULL;
+}
+
+/* A deep copy of p without the image (which is looked up per use). */
+static struct attrib_proc *proc_dup(const struct attrib_proc *p)
+{
+	struct attrib_proc *c = util_xcalloc(1, sizeof(*c));
+
+	c->pid = p->pid;
+	c->via = p->via;
+	c->owner = p->owner;
+	c->exe = dup_or_null(p->exe);
+	c->cgroup = dup_or_null(p->cgroup);
+	c->step = dup_or_null(p->step);
+	c->action = dup_or_null(p->action);
+	if (p->ncmdline) {
+		c->cmdline = util_xcalloc(p->ncmdline + 1, sizeof(*c->cmdline));
+		for (size_t i = 0; i < p->ncmdline; i++)
+			c->cmdline[i] = util_xstrdup(p->cmdline[i]);
+		c->ncmdline = p->ncmdline;
+	}
+	return c;
+}
+
+static void cache_key(char key[20], int pid, unsigned long long start,
+		      uint64_t cgroup_id)
+{
+	uint64_t st = start;
+
+	memcpy(key, &pid, 4);
+	memcpy(key + 4, &st, 8);
+	memcpy(key + 12, &cgroup_id, 8);
+}
+
+static void cache_unlink(attrib_t *a, struct attrib_cent *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		a->newest = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		a->oldest = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void cache_push(attrib_t *a, struct attrib_cent *e)
+{
+	e->prev = NULL;
+	e->next = a->newest;
+	if (a->newest)
+		a->newest->prev = e;
+	a->newest = e;
+	if (!a->oldest)
+		a->oldest = e;
+}
+
+/* The cached record for key if it is younger than the TTL, else NULL. */
+static const struct attrib_proc *cache_get(attrib_t *a, const char key[20])
+{
+	struct attrib_cent *e;
+	double now;
+
+	if (!a->cache_max)
+		return NULL;
+	e = hmap_get(&a->cache, key, 20);
+	now = e ? a->clock() : 0;
+	if (!e || now - e->t > a->ttl || now < e->t) {
+		a->st.cache_misses++;
+		return NULL;
+	}
+	a->st.cache_hits++;
+	cache_unlink(a, e);
+	cache_push(a, e);
+	return e->p;
+}
+
+/* Keeps a copy of p under key: a new record, or the oldest one reused. */
+static void cache_put(attrib_t *a, const char key[20],
+		      const struct attrib_proc *p)
+{
+	struct attrib_cent *e;
+	bool created;
+	void **slot;
+
+	if (!a->cache_max)
+		return;
+	e = hmap_get(&a->cache, key, 20);
+	if (!e) {
+		if (a->ncent < a->cache_max) {
+			e = &a->cents[a->ncent++];
+		} else {
+			e = a->oldest;
+			cache_unlink(a, e);
+			hmap_del(&a->cache, e->key, sizeof(e->key));
+			attrib_proc_free(e->p);
+			e->p = NULL;
+		}
+		memcpy(e->key, key, sizeof(e->key));
+		slot = hmap_slot(&a->cache, e->key, sizeof(e->key), &created);
+		*slot = e;
+	} else {
+		cache_unlink(a, e);
+		attrib_proc_free(e->p);
+	}
+	e->p = proc_dup(p);
+	e->t = a->clock();
+	cache_push(a, e);
+}
+
+void attrib_get_stats(const attrib_t *a, struct attrib_stats *st)
+{
+	*st = a->st;
+}
+
 int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 		   enum attrib_via via, struct attrib_proc **out)
 {
 	unsigned long long start, again;
+	const struct attrib_proc *hit;
 	struct attrib_proc *p;
 	int pid = (int)o->tgid, err;
+	char key[20];
 
 	*out = NULL;
 	if (pid <= 0)
@@ -490,6 +628,19 @@ int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 		return err;
 	if (pid_reused(a, o, start))
 		return -ESTALE;
+	/* The same pid with the same start time is the same process, and
+	 * the record was validated against this very cgroup id. */
+	cache_key(key, pid, start, o->cgroup_id);
+	hit = cache_get(a, key);
+	if (hit) {
+		p = proc_dup(hit);
+		p->via = via;
+		p->owner = *o;
+		/* the image may have become known since */
+		p->image = container_image(a, p->cgroup);
+		*out = p;
+		return 0;
+	}
 	p = util_xcalloc(1, sizeof(*p));
 	p->pid = pid;
 	p->via = via;
@@ -512,6 +663,7 @@ int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 		err = -ESTALE;
 	if (err)
 		goto fail;
+	cache_put(a, key, p);
 	*out = p;
 	return 0;
 fail:
@@ -549,7 +701,9 @@ int attrib_lookup(attrib_t *a, const struct attrib_tuple *t,
 	 * host's connected UDP is recorded only after the queue), so for UDP
 	 * the socket's cookie, if the socket is in the diag netns, decides.
 	 */
-	if (t->proto == IPPROTO_UDP || !has_exact) {
+	if (t->foreign && a->diag_fd >= 0)
+		a->st.diag_skipped++;
+	if ((t->proto == IPPROTO_UDP || !has_exact) && !t->foreign) {
 		err = attrib_diag_cookie(a, t, &cookie, &connected);
 		if (err == 0) {
 			if (has_exact && exact.cookie == cookie) {
@@ -603,6 +757,15 @@ attrib_t *attrib_new(const struct attrib_opts *o)
 	a->runner_cgroup = util_xstrdup(o->runner_cgroup ?
 						o->runner_cgroup :
 						ATTRIB_RUNNER_CGROUP_DEFAULT);
+	a->clock = o->clock ? o->clock : util_mono_now;
+	a->ttl = (o->cache_ttl_ms ? o->cache_ttl_ms :
+				    ATTRIB_CACHE_TTL_MS_DEFAULT) /
+		 1000.0;
+	if (!o->no_cache) {
+		a->cache_max = o->cache_max ? o->cache_max :
+					      ATTRIB_CACHE_MAX_DEFAULT;
+		a->cents = util_xcalloc(a->cache_max, sizeof(*a->cents));
+	}
 	if (o->pin_dir) {
 		a->own_fds = true;
 		a->conn_fd =
@@ -643,6 +806,10 @@ void attrib_free(attrib_t *a)
 	}
 	if (a->diag_fd >= 0)
 		close(a->diag_fd);
+	for (size_t i = 0; i < a->ncent; i++)
+		attrib_proc_free(a->cents[i].p);
+	free(a->cents);
+	hmap_fini(&a->cache);
 	free(a->proc_root);
 	free(a->worker_exe);
 	free(a->runner_cgroup);

@@ -10,8 +10,16 @@
  * themselves).
  *
  * Threads: an attrib_t is used by one thread at a time (it owns one
- * netlink socket).  All reads are synchronous (/proc, bpf(2), netlink);
- * callers on an event loop should expect tens of microseconds per lookup.
+ * netlink socket and its record cache).  All reads are synchronous (/proc,
+ * bpf(2), netlink); callers on an event loop should expect tens of
+ * microseconds per lookup, a few when the record cache answers.
+ *
+ * The record cache keeps a validated record per (pid, /proc start time,
+ * cgroup id of the entry) for a short time (ATTRIB_CACHE_TTL_MS): a hit
+ * still reads /proc/PID/stat, so a reused pid (another start time) never
+ * meets an earlier process's record, and an entry naming another cgroup
+ * never hits (it is validated afresh).  Within the TTL, a changed cmdline
+ * or exe of the same process is not seen yet.
  * The image of a container comes from the dockerimg cache, which never
  * waits for dockerd: a container not in it yet has no image this time.
  */
@@ -35,6 +43,9 @@ struct dockerimg;
 	"/system.slice/hosted-compute-agent.service"
 /* How far up the ancestry the worker is searched (reference §3.5). */
 #define ATTRIB_ANCESTRY_MAX 10
+/* Record cache defaults: how many processes, for how long. */
+#define ATTRIB_CACHE_MAX_DEFAULT 256
+#define ATTRIB_CACHE_TTL_MS_DEFAULT 1000
 
 /* A connection as seen from the client's socket. */
 struct attrib_tuple {
@@ -43,6 +54,11 @@ struct attrib_tuple {
 	uint16_t sport; /* host byte order */
 	uint16_t dport; /* host byte order */
 	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	/* The packet came into the diag netns from another one (it arrived
+	 * on an interface other than loopback): no socket of the diag netns
+	 * sent it, so sock_diag is not asked and the map entries decide.
+	 * Set only when sure; false always asks. */
+	bool foreign;
 };
 
 /* Which path found the owner. */
@@ -82,6 +98,18 @@ struct attrib_opts {
 	/* Image names of containers (not owned; shared by every attrib_t,
 	 * outlives them); NULL: no image. */
 	struct dockerimg *docker;
+	/* Record cache: processes kept (0: ATTRIB_CACHE_MAX_DEFAULT) and for
+	 * how long (0: ATTRIB_CACHE_TTL_MS_DEFAULT); no_cache: none. */
+	size_t cache_max;
+	unsigned cache_ttl_ms;
+	bool no_cache;
+	/* Monotonic clock in seconds for the cache; NULL: util_mono_now
+	 * (tests set their own). */
+	double (*clock)(void);
+};
+
+struct attrib_stats {
+	uint64_t cache_hits, cache_misses, diag_queries, diag_skipped;
 };
 
 typedef struct attrib attrib_t;
@@ -96,7 +124,7 @@ void attrib_free(attrib_t *a);
 /*
  * The process behind tuple t.  Looks up the exact tuple, then (UDP) the
  * tuple with source 0.0.0.0; for UDP, and for a TCP miss, asks sock_diag
- * for the socket with exactly this tuple: its cookie confirms a map entry
+ * (unless t->foreign) for the socket with exactly this tuple: its cookie confirms a map entry
  * (a stale entry of an earlier socket with the same tuple is ignored) or
  * names the owner through the connect4 cookie map (the host's connected
  * UDP, whose first packet is queued before cgroup_skb/egress runs).
@@ -114,7 +142,8 @@ int attrib_lookup(attrib_t *a, const struct attrib_tuple *t,
 
 /*
  * Validates owner o against /proc and builds its record (the second half
- * of attrib_lookup; used to list map entries).  Same returns.
+ * of attrib_lookup; used to list map entries), from the record cache when
+ * it holds this process.  Same returns.
  */
 int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 		   enum attrib_via via, struct attrib_proc **out)
@@ -148,6 +177,9 @@ void attrib_key(const struct attrib_tuple *t, struct egress_tuple4 *k)
 	NONNULL(1, 2);
 void attrib_tuple_of_key(const struct egress_tuple4 *k, struct attrib_tuple *t)
 	NONNULL(1, 2);
+
+/* Counters since attrib_new. */
+void attrib_get_stats(const attrib_t *a, struct attrib_stats *st) NONNULL(1, 2);
 
 /* Map fds (owned by a). */
 int attrib_conn_map_fd(const attrib_t *a) NONNULL(1);

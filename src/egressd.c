@@ -544,8 +544,11 @@ static json_t *udp_json(const struct daemon *dm)
 		      LOADU(u->dns_unknown_dst), "resolver_from_queue_record",
 		      LOADU(u->dns_via_record), "pending",
 		      LOADU(u->dns_pending));
-	return json_pack("{s:o,s:o,s:I}", "queue", q, "dns", d, "attrib_misses",
-			 LOADU(u->attrib_misses));
+	return json_pack("{s:o,s:o,s:I,s:I,s:I,s:I}", "queue", q, "dns", d,
+			 "attrib_misses", LOADU(u->attrib_misses),
+			 "attrib_cache_hits", LOADU(u->attrib_cache_hits),
+			 "attrib_diag_queries", LOADU(u->attrib_diag_queries),
+			 "attrib_diag_skipped", LOADU(u->attrib_diag_skipped));
 }
 
 static json_t *status_json(struct daemon *dm)
@@ -784,7 +787,13 @@ static SSL_CTX *upstream_ctx(const char *ca_file, bool verify)
 	if (!c)
 		return NULL;
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
+	/* CLIENT makes OpenSSL hand each new session to the proxy's
+	 * per-worker cache (proxy_tls.c), the only one that offers them;
+	 * without NO_INTERNAL_STORE every session (with the upstream's
+	 * certificate chain) would also pile up in the context's own store,
+	 * up to 20480 of them: megabytes after a few thousand handshakes. */
+	SSL_CTX_set_session_cache_mode(
+		c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	if (!verify) {
 		SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
 		return c;

@@ -10,8 +10,10 @@
  *
  * jlog_write hands a finished line to a writer thread through a bounded
  * queue.  When the queue is full the caller waits (back-pressure): no line
- * is ever dropped.  Each line reaches the file with one write(2) (never
- * torn), and the file is rotated by size: path.1 ... path.N.
+ * is ever dropped.  Lines reach a regular file in batches, one writev(2)
+ * appended whole per batch, and anything else (a pipe, a terminal) with one
+ * write(2) per line: never torn.  The file is rotated by size: path.1 ...
+ * path.N.
  */
 #ifndef EGRESS_JLOG_H
 #define EGRESS_JLOG_H

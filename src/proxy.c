@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -422,9 +423,14 @@ static void pc_arm_idle(struct pconn *pc)
 		at = pc->cn_deadline;
 	if (!at || !pc->cn_t_idle)
 		return;
+	/* A pending timer that fires no later re-arms itself then: no
+	 * timer update for each request of a keep-alive connection. */
+	if (pc->cn_t_idle_at && pc->cn_t_idle_at <= at)
+		return;
 	tv.tv_sec = at > now ? at - now : 0;
 	tv.tv_usec = 100 * 1000; /* the coarse clock lags by a tick */
 	evtimer_add(pc->cn_t_idle, &tv);
+	pc->cn_t_idle_at = at;
 }
 
 static void pc_idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -435,6 +441,7 @@ static void pc_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	pc->cn_t_idle_at = 0;
 	if (pc->cn_deadline && now >= pc->cn_deadline) {
 		pc_close(pc, "deadline passed (slow head or handshake)");
 		return;
@@ -454,6 +461,8 @@ void pc_set_deadline(struct pconn *pc, bool on)
 		pc_arm_idle(pc);
 }
 
+static void pc_kick(struct pconn *pc);
+
 static void pc_first_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pconn *pc = arg;
@@ -464,6 +473,7 @@ static void pc_first_cb(evutil_socket_t fd, short what, void *arg)
 	       pc->cn_sh->first_bytes_ms);
 	if (pc->cn_state == PC_CLASSIFY || pc->cn_state == PC_TLS_CLASSIFY)
 		pc_classify(pc, true);
+	pc_kick(pc);
 }
 
 static void pc_arm_first(struct pconn *pc)
@@ -787,13 +797,40 @@ fail:
 
 /* ---- the halves' callbacks -------------------------------------------- */
 
-static void half_read_cb(struct bufferevent *bev, void *arg)
+/*
+ * TLS halves read ahead (proxy_tls.c): one read(2) takes a record's header
+ * and body, and whatever follows, instead of one read for each.  OpenSSL
+ * may then hold whole records that the socket no longer signals, and
+ * libevent's TLS bufferevent reads one record per readable event and, when
+ * reading is enabled again, only waits for the socket.  So after every
+ * callback, a TLS half that may read and whose SSL holds bytes gets its
+ * read event made active by hand: libevent reads them through its usual
+ * path on the next turn of the loop.
+ */
+static void pc_half_kick(struct pc_half *h)
 {
-	struct pc_half *h = arg;
+	SSL *ssl;
+
+	if (!h->tls || !h->bev || !(bufferevent_get_enabled(h->bev) & EV_READ))
+		return;
+	ssl = bufferevent_openssl_get_ssl(h->bev);
+	if (ssl && SSL_has_pending(ssl))
+		event_active(&h->bev->ev_read, EV_READ, 1);
+}
+
+static void pc_kick(struct pconn *pc)
+{
+	if (pc->cn_closed)
+		return;
+	pc_half_kick(&pc->cn_cl);
+	pc_half_kick(&pc->cn_upst);
+}
+
+static void half_read(struct bufferevent *bev, struct pc_half *h)
+{
 	struct pconn *pc = h->pc;
 	bool client = h == &pc->cn_cl;
 
-	(void)bev;
 	pc->cn_last = pc_now();
 	switch (pc->cn_state) {
 	case PC_CLASSIFY:
@@ -836,9 +873,17 @@ static void half_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void half_write_cb(struct bufferevent *bev, void *arg)
+static void half_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct pc_half *h = arg;
+	struct pconn *pc = h->pc;
+
+	half_read(bev, h);
+	pc_kick(pc);
+}
+
+static void half_write(struct bufferevent *bev, struct pc_half *h)
+{
 	struct pconn *pc = h->pc;
 	struct pc_half *src = h->peer;
 	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
@@ -883,6 +928,15 @@ static void half_write_cb(struct bufferevent *bev, void *arg)
 		pc_shut(h);
 	else if (pc->cn_state == PC_HTTP)
 		pc_http_feed(pc); /* passes the client's EOF on when done */
+}
+
+static void half_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pc_half *h = arg;
+	struct pconn *pc = h->pc;
+
+	half_write(bev, h);
+	pc_kick(pc);
 }
 
 static void pc_up_connected(struct pconn *pc)
@@ -993,13 +1047,11 @@ static void pc_half_eof(struct pc_half *h)
 	}
 }
 
-static void half_event_cb(struct bufferevent *bev, short what, void *arg)
+static void half_event(struct pc_half *h, short what)
 {
-	struct pc_half *h = arg;
 	struct pconn *pc = h->pc;
 	bool client = h == &pc->cn_cl;
 
-	(void)bev;
 	pc->cn_last = pc_now();
 	if (what & BEV_EVENT_CONNECTED) {
 		if (client)
@@ -1023,6 +1075,16 @@ static void half_event_cb(struct bufferevent *bev, short what, void *arg)
 	pc_dbg(pc, "%s error: %s", h->name,
 	       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	pc_close(pc, client ? "client error" : "upstream error");
+}
+
+static void half_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pc_half *h = arg;
+	struct pconn *pc = h->pc;
+
+	(void)bev;
+	half_event(h, what);
+	pc_kick(pc);
 }
 
 struct pc_sesscache *pc_sesscache_of(const struct pconn *pc)

@@ -177,6 +177,7 @@ struct pconn {
 	/* timers (monotonic seconds) */
 	struct event *cn_t_first; /* first_bytes_ms */
 	struct event *cn_t_idle; /* idle timeout and head deadline */
+	time_t cn_t_idle_at; /* when cn_t_idle fires; 0: not pending */
 	time_t cn_last; /* last activity */
 	time_t cn_deadline; /* 0, or when the head must be complete */
 

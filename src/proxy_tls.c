@@ -177,6 +177,9 @@ static SSL *pc_tls_client_ssl(struct pconn *pc, const char *name, int fd,
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Idle connections give their record buffers back. */
 	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	/* One read(2) per record, not two (header, then body); proxy.c
+	 * drains what this leaves buffered (pc_half_kick). */
+	SSL_set_read_ahead(ssl, 1);
 	return ssl;
 }
 
@@ -279,13 +282,33 @@ void pc_tls_client_ready(struct pconn *pc)
 /* ---- upstream session resumption -------------------------------------- */
 
 #define SESS_SLOTS 256
+/*
+ * Sessions kept per upstream.  A TLS 1.3 ticket is used once (RFC 8446
+ * C.4: clients should not reuse one, and servers may refuse one they have
+ * seen: nginx on OpenSSL 3 refused about a third of the reused tickets
+ * under concurrent handshakes), so each new connection takes its own; a
+ * full handshake brings two tickets (OpenSSL's default), a resumed one
+ * one more.  A TLS 1.2 session stays for the next connection too.
+ */
+#define SESS_PER_KEY 4
+
+struct pc_sessslot {
+	char *key;
+	unsigned n;
+	SSL_SESSION *sess[SESS_PER_KEY]; /* oldest first */
+};
 
 struct pc_sesscache {
-	struct {
-		char *key;
-		SSL_SESSION *sess;
-	} slot[SESS_SLOTS];
+	struct pc_sessslot slot[SESS_SLOTS];
 };
+
+static void pc_sessslot_clear(struct pc_sessslot *s)
+{
+	free(s->key);
+	s->key = NULL;
+	while (s->n)
+		SSL_SESSION_free(s->sess[--s->n]);
+}
 
 static int pc_ssl_idx = -1;
 static pthread_once_t pc_ssl_idx_once = PTHREAD_ONCE_INIT;
@@ -304,10 +327,8 @@ void pc_sess_free(struct pc_sesscache *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < SESS_SLOTS; i++) {
-		free(c->slot[i].key);
-		SSL_SESSION_free(c->slot[i].sess);
-	}
+	for (size_t i = 0; i < SESS_SLOTS; i++)
+		pc_sessslot_clear(&c->slot[i]);
 	free(c);
 }
 
@@ -326,25 +347,31 @@ static unsigned pc_sess_key(const struct pconn *pc, char *key, size_t n)
 }
 
 /* Called by OpenSSL on the worker thread when the upstream hands out a
- * session (TLS 1.3: a ticket after the handshake).  Keeps it. */
+ * session (TLS 1.3: a ticket after the handshake).  Keeps it, dropping the
+ * oldest of a full slot (or another upstream's sessions in the slot). */
 static int pc_up_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct pconn *pc = pc_ssl_idx >= 0 ? SSL_get_ex_data(ssl, pc_ssl_idx) :
 					     NULL;
 	struct pc_sesscache *c;
+	struct pc_sessslot *s;
 	char key[300];
-	unsigned i;
 
 	if (!pc || pc->cn_closed || !SSL_SESSION_is_resumable(sess))
 		return 0;
 	c = pc_sesscache_of(pc);
 	if (!c)
 		return 0;
-	i = pc_sess_key(pc, key, sizeof(key));
-	free(c->slot[i].key);
-	SSL_SESSION_free(c->slot[i].sess);
-	c->slot[i].key = util_xstrdup(key);
-	c->slot[i].sess = sess; /* the reference OpenSSL gave us */
+	s = &c->slot[pc_sess_key(pc, key, sizeof(key))];
+	if (!s->key || strcmp(s->key, key)) {
+		pc_sessslot_clear(s);
+		s->key = util_xstrdup(key);
+	}
+	if (s->n == SESS_PER_KEY) {
+		SSL_SESSION_free(s->sess[0]);
+		memmove(s->sess, s->sess + 1, --s->n * sizeof(s->sess[0]));
+	}
+	s->sess[s->n++] = sess; /* the reference OpenSSL gave us */
 	return 1;
 }
 
@@ -361,16 +388,22 @@ void pc_tls_prepare(struct proxy_shared *sh)
 static void pc_sess_offer(struct pconn *pc, SSL *ssl)
 {
 	struct pc_sesscache *c = pc_sesscache_of(pc);
+	struct pc_sessslot *s;
+	SSL_SESSION *sess;
 	char key[300];
-	unsigned i;
 
 	if (pc_ssl_idx >= 0)
 		SSL_set_ex_data(ssl, pc_ssl_idx, pc);
 	if (!c)
 		return;
-	i = pc_sess_key(pc, key, sizeof(key));
-	if (c->slot[i].sess && !strcmp(c->slot[i].key, key))
-		SSL_set_session(ssl, c->slot[i].sess);
+	s = &c->slot[pc_sess_key(pc, key, sizeof(key))];
+	if (!s->n || strcmp(s->key, key))
+		return;
+	/* The newest; SSL_set_session takes a reference of its own. */
+	sess = s->sess[s->n - 1];
+	SSL_set_session(ssl, sess);
+	if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION)
+		SSL_SESSION_free(s->sess[--s->n]);
 }
 
 SSL *pc_tls_upstream_ssl(struct pconn *pc)
@@ -384,6 +417,7 @@ SSL *pc_tls_upstream_ssl(struct pconn *pc)
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Idle connections give their record buffers back. */
 	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	SSL_set_read_ahead(ssl, 1); /* as pc_tls_client_ssl */
 	if (pc->cn_has_sni && !SSL_set_tlsext_host_name(ssl, pc->cn_sni))
 		goto fail;
 	if (pc->cn_alpn_http && SSL_set_alpn_protos(ssl, alpn, 9) != 0)

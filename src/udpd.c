@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <linux/netfilter.h>
+#include <net/if.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
 #include <pthread.h>
@@ -44,6 +45,8 @@
 	atomic_fetch_add_explicit(&(u)->sh->stats.f, 1, memory_order_relaxed)
 #define UDPD_DEC(u, f) \
 	atomic_fetch_sub_explicit(&(u)->sh->stats.f, 1, memory_order_relaxed)
+#define UDPD_SET(u, f, v) \
+	atomic_store_explicit(&(u)->sh->stats.f, (v), memory_order_relaxed)
 
 /* A DNS query seen by the queue consumer, before its REDIRECT. */
 struct udpd_rec {
@@ -88,8 +91,21 @@ struct udpd {
 	struct hmap recs; /* key -> struct udpd_rec */
 	struct udpd_rec ring[UDPD_REC_MAX];
 	size_t ring_next;
+	unsigned lo_ifindex; /* loopback's, 0 if unknown (never foreign) */
 	uint8_t buf[UDPD_REPLY_MAX + 1];
 };
+
+/* Did a packet that came in on ifindex (0: sent here) come from another
+ * netns? */
+static bool udpd_foreign(const struct udpd *u, unsigned ifindex)
+{
+	return u->lo_ifindex && ifindex && ifindex != u->lo_ifindex;
+}
+
+static bool udpd_pkt_foreign(const struct udpd *u, const struct nfqueue_pkt *p)
+{
+	return p->hook == NF_INET_PRE_ROUTING && udpd_foreign(u, p->indev);
+}
 
 /* ---- log lines of the queue -------------------------------------------- */
 
@@ -99,20 +115,34 @@ static void udpd_log_end(struct udpd *u, struct jrec *r,
 	procinfo_log_end(u->sh->dns.log, r, pr, src_port);
 }
 
+/*
+ * foreign: the packet arrived on an interface other than loopback, so it
+ * was sent from another netns (a bridged container) and sock_diag, which
+ * looks in ours, cannot find its socket.  Locally sent packets, also those
+ * to a bridge address, come in on loopback or through LOCAL_OUT.
+ */
 static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,
 				       uint32_t daddr, uint16_t sport,
-				       uint16_t dport)
+				       uint16_t dport, bool foreign)
 {
 	struct attrib_tuple t = { .saddr = saddr,
 				  .daddr = daddr,
 				  .sport = sport,
 				  .dport = dport,
-				  .proto = IPPROTO_UDP };
+				  .proto = IPPROTO_UDP,
+				  .foreign = foreign };
 	struct attrib_proc *pr = NULL;
+	struct attrib_stats st;
+	int rc;
 
 	if (!u->attrib)
 		return NULL;
-	if (attrib_lookup(u->attrib, &t, &pr, NULL) < 0) {
+	rc = attrib_lookup(u->attrib, &t, &pr, NULL);
+	attrib_get_stats(u->attrib, &st);
+	UDPD_SET(u, attrib_cache_hits, st.cache_hits);
+	UDPD_SET(u, attrib_diag_queries, st.diag_queries);
+	UDPD_SET(u, attrib_diag_skipped, st.diag_skipped);
+	if (rc < 0) {
 		UDPD_INC(u, attrib_misses);
 		return NULL;
 	}
@@ -253,7 +283,8 @@ static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
 	struct attrib_proc *pr;
 	struct polhold *h;
 
-	pr = udpd_attrib(u, ip->saddr, ip->daddr, sport, dport);
+	pr = udpd_attrib(u, ip->saddr, ip->daddr, sport, dport,
+			 udpd_pkt_foreign(u, p));
 	inet_ntop(AF_INET, &ip->daddr, dst, sizeof(dst));
 	ev.dst_ip = dst;
 	ev.dst_port = dport;
@@ -280,7 +311,8 @@ static void udpd_not_dns(struct udpd *u, nfqueue_t *q,
 	struct policy_decision d = { .allow = false, .rule = -1 };
 	struct attrib_proc *pr;
 
-	pr = udpd_attrib(u, ip->saddr, ip->daddr, sport, dport);
+	pr = udpd_attrib(u, ip->saddr, ip->daddr, sport, dport,
+			 udpd_pkt_foreign(u, p));
 	udpd_log_udp(u, ip, sport, dport, pr, &d, "not_dns");
 	attrib_proc_free(pr);
 	UDPD_INC(u, not_dns);
@@ -534,7 +566,8 @@ static int udpd_orig_dst(struct udpd *u, const struct sockaddr_in *client,
 }
 
 static void udpd_query(struct udpd *u, const uint8_t *msg, size_t len,
-		       const struct sockaddr_in *client, struct in_addr local)
+		       const struct sockaddr_in *client, struct in_addr local,
+		       bool foreign)
 {
 	struct udpd_q *pq;
 	struct in_addr dst;
@@ -568,7 +601,7 @@ static void udpd_query(struct udpd *u, const uint8_t *msg, size_t len,
 		pq->q.error = "direct_to_proxy";
 		pq->q.proc = udpd_attrib(u, client->sin_addr.s_addr,
 					 local.s_addr, pq->q.src_port,
-					 u->sh->dns_port);
+					 u->sh->dns_port, foreign);
 		dnsj_log_refused(&u->sh->dns, &pq->q);
 		UDPD_INC(u, dns_deny);
 		udpd_reply_rcode(u, client, local, msg, len,
@@ -579,7 +612,7 @@ static void udpd_query(struct udpd *u, const uint8_t *msg, size_t len,
 	dnsj_set_dst(&pq->q, where == 0 ? &dst : NULL, dport);
 	if (where == 0)
 		pq->q.proc = udpd_attrib(u, client->sin_addr.s_addr, dst.s_addr,
-					 pq->q.src_port, dport);
+					 pq->q.src_port, dport, foreign);
 	if (form == DNSJ_FORM_REFUSE) {
 		dnsj_log_refused(&u->sh->dns, &pq->q);
 		UDPD_INC(u, dns_deny);
@@ -629,6 +662,7 @@ static void udpd_dns_cb(evutil_socket_t fd, short what UNUSED, void *arg)
 				     .msg_control = cbuf,
 				     .msg_controllen = sizeof(cbuf) };
 		struct in_addr local = { 0 };
+		unsigned ifindex = 0;
 		bool have_local = false;
 		ssize_t n;
 
@@ -645,6 +679,7 @@ static void udpd_dns_cb(evutil_socket_t fd, short what UNUSED, void *arg)
 				continue;
 			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
 			local = pi.ipi_addr;
+			ifindex = (unsigned)pi.ipi_ifindex;
 			have_local = true;
 		}
 		if (!have_local || mh.msg_namelen < sizeof(client) ||
@@ -653,7 +688,8 @@ static void udpd_dns_cb(evutil_socket_t fd, short what UNUSED, void *arg)
 			UDPD_INC(u, dns_dropped);
 			continue;
 		}
-		udpd_query(u, u->buf, (size_t)n, &client, local);
+		udpd_query(u, u->buf, (size_t)n, &client, local,
+			   udpd_foreign(u, ifindex));
 	}
 }
 
@@ -732,6 +768,7 @@ int udpd_start(struct udpd_shared *sh, struct udpd **out)
 
 	u->sh = sh;
 	u->dns_fd = u->stop_fd = -1;
+	u->lo_ifindex = if_nametoindex("lo");
 	u->base = event_base_new();
 	if (!u->base)
 		goto fail;

@@ -63,6 +63,9 @@ struct udpd_stats {
 	atomic_ulong dns_via_record; /* resolver from the queue's record */
 	atomic_ulong dns_pending;
 	atomic_ulong attrib_misses;
+	/* the attrib_t's own counters, copied after each lookup */
+	atomic_ulong attrib_cache_hits, attrib_diag_queries,
+		attrib_diag_skipped;
 };
 
 struct udpd_shared {

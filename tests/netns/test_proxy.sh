@@ -191,6 +191,52 @@ check_eq "... neither request reached the server" "$n" "$(grep -c '"event":"requ
 check_match "... logged as https deny with the method" \
 	'"url":"https://registry.sim.test/packages/x","method":"POST","policy":"deny"' "$(last_line)"
 
+# The client's Finished and three requests, one TLS record each, in one
+# segment: egressd reads TLS ahead, so all of them may sit in OpenSSL's
+# buffer with nothing more to come on the socket; each must still be
+# judged, none left waiting (the first-bytes wait would judge it as tcp).
+pipe=$(H python3 - "$ECA" <<'EOF'
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+ctx.set_alpn_protocols(["http/1.1"])
+s = socket.create_connection(("registry.sim.test", 443), timeout=5)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+o = ctx.wrap_bio(inc, out, server_hostname="registry.sim.test")
+while True:
+    try:
+        o.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read())
+        d = s.recv(65536)
+        if not d:
+            sys.exit("EOF during the handshake")
+        inc.write(d)
+for p in ("/packages/1", "/packages/2", "/admin"):
+    o.write(b"GET " + p.encode() + b" HTTP/1.1\r\nHost: registry.sim.test\r\n\r\n")
+s.sendall(out.read())
+data = b""
+try:
+    while True:
+        try:
+            d = o.read(65536)
+            if not d:
+                break  # close_notify
+            data += d
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        d = s.recv(65536)
+        if not d:
+            break
+        inc.write(d)
+except (ssl.SSLError, OSError):
+    pass
+print(data.count(b"hello from registry.sim.test GET /packages/"), data.count(b"403 Forbidden"))
+EOF
+)
+check_eq "HTTPS: Finished and three requests in one segment: two answered, the third blocked" "2 1" "$pipe"
+
 n=$(accepts 198.51.100.10:443)
 out=$(H curl -sS -m 5 -v --cacert "$ECA" https://api.sim.test/ 2>&1)
 rc=$?

@@ -99,9 +99,19 @@ sleep 0.2
 n=0
 for place in host hostnet container; do
 	n=$((n + 1))
+	dq0=$(status_field udp.attrib_diag_queries)
+	ds0=$(status_field udp.attrib_diag_skipped)
 	out=$(with_pid "$place" "dns$n" python3 "$TOOL" query 198.51.100.53 example.test)
 	check_eq "$place: allowed name through an allowed resolver answers" \
 		"rcode 0 answers 198.51.100.10" "$out"
+	# sock_diag looks in the daemon's netns: asked for a host process's
+	# query (the connected-UDP ordering trap), skipped for a container's
+	dq=$(($(status_field udp.attrib_diag_queries) - dq0))
+	ds=$(($(status_field udp.attrib_diag_skipped) - ds0))
+	case $place in
+	container) check_eq "$place: attributed without sock_diag" "0 1" "$dq $ds" ;;
+	*) check_eq "$place: attributed with sock_diag" "1 0" "$dq $ds" ;;
+	esac
 	line=$(last_line dns '"name":"example.test"')
 	check_eq "$place: dns line allow" allow "$(jf "$line" policy)"
 	check_eq "$place: dns line names the resolver asked" "198.51.100.53" "$(jf "$line" dst_ip)"

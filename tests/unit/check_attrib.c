@@ -455,6 +455,7 @@ START_TEST(test_diag_connected_udp)
 	struct egress_owner o = owner_of(getpid()), stale;
 	struct attrib_tuple t = { .proto = IPPROTO_UDP };
 	struct attrib_proc *p;
+	struct attrib_stats st0, st1;
 	uint64_t cookie, dcookie;
 	bool connected;
 	attrib_t *a = new_attrib(true);
@@ -488,6 +489,16 @@ START_TEST(test_diag_connected_udp)
 	ck_assert_int_eq(p->pid, getpid());
 	ck_assert_int_eq(p->via, ATTRIB_VIA_DIAG);
 	attrib_proc_free(p);
+	/* a packet from another netns cannot be this socket's: sock_diag is
+	 * not asked, and the stale entry decides (and is refused) */
+	attrib_get_stats(a, &st0);
+	t.foreign = true;
+	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), -ESTALE);
+	ck_assert_ptr_null(p);
+	attrib_get_stats(a, &st1);
+	ck_assert_uint_eq(st1.diag_queries, st0.diag_queries);
+	ck_assert_uint_eq(st1.diag_skipped, st0.diag_skipped + 1);
+	t.foreign = false;
 	/* once cgroup_skb has written the entry, the map answers */
 	put(&t, &o);
 	ck_assert_int_eq(attrib_lookup(a, &t, &p, NULL), 0);
@@ -680,6 +691,216 @@ START_TEST(test_docker_image)
 }
 END_TEST
 
+/* ---- the record cache --------------------------------------------------- */
+
+static double cache_now;
+static char cache_cg[PATH_MAX];
+
+static double cache_clock(void)
+{
+	return cache_now;
+}
+
+static void cache_setup(void)
+{
+	char *cg = cgroup_of_pid("/proc", getpid());
+
+	ck_assert_ptr_nonnull(cg);
+	snprintf(cache_cg, sizeof(cache_cg), "%s", cg);
+	free(cg);
+	snprintf(fake_root, sizeof(fake_root), "/tmp/egress-unit-proc-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fake_root));
+	cache_now = 1000.0;
+	tick_ns = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+static void cache_teardown(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s failed\n", cmd);
+}
+
+/* (Re)writes pid's fake record: start time, exe link and cmdline. */
+static void fake_set(int pid, unsigned long long start, const char *exe,
+		     const char *arg)
+{
+	char path[PATH_MAX + 16], stat[128];
+
+	snprintf(path, sizeof(path), "%s/%d/stat", fake_root, pid);
+	snprintf(stat, sizeof(stat),
+		 "%d (a) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %llu 0 0\n",
+		 pid, start);
+	write_file(path, stat, strlen(stat));
+	snprintf(path, sizeof(path), "%s/%d/exe", fake_root, pid);
+	unlink(path);
+	ck_assert_int_eq(symlink(exe, path), 0);
+	snprintf(path, sizeof(path), "%s/%d/cmdline", fake_root, pid);
+	write_file(path, arg, strlen(arg) + 1);
+}
+
+static attrib_t *cache_attrib(size_t max, bool off)
+{
+	struct attrib_opts o = { .conn_map_fd = -1,
+				 .cookie_map_fd = -1,
+				 .no_diag = true,
+				 .proc_root = fake_root,
+				 .cache_max = max,
+				 .no_cache = off,
+				 .clock = cache_clock };
+	attrib_t *a = attrib_new(&o);
+
+	ck_assert_ptr_nonnull(a);
+	return a;
+}
+
+/* Resolves o and checks the record's exe (NULL: expects error err). */
+static void resolve_expect(attrib_t *a, const struct egress_owner *o,
+			   enum attrib_via via, int err, const char *exe)
+{
+	struct attrib_proc *p = NULL;
+
+	ck_assert_int_eq(attrib_resolve(a, o, via, &p), err);
+	if (err) {
+		ck_assert_ptr_null(p);
+		return;
+	}
+	ck_assert_str_eq(p->exe, exe);
+	ck_assert_uint_eq(p->ncmdline, 1);
+	ck_assert_str_eq(p->cmdline[0], exe + 5); /* "/bin/NAME" */
+	ck_assert_str_eq(p->cgroup, cache_cg);
+	ck_assert_int_eq(p->via, via);
+	ck_assert_uint_eq(p->owner.cookie, o->cookie);
+	attrib_proc_free(p);
+}
+
+static struct egress_owner cache_owner(int pid, uint64_t cookie)
+{
+	struct egress_owner o = fake_owner(pid, cache_cg);
+
+	o.cookie = cookie;
+	return o;
+}
+
+/*
+ * A hit answers from the record (a changed exe is not seen yet) with this
+ * lookup's via and entry; after the TTL the record is read again.
+ */
+START_TEST(test_cache_hit_expiry)
+{
+	attrib_t *a = cache_attrib(0, false);
+	struct egress_owner o = cache_owner(300, 1);
+	struct attrib_stats st;
+	char cmd[PATH_MAX + 32];
+
+	make_fake_cg_proc(300, "/bin/one", cache_cg);
+	fake_set(300, 4242, "/bin/one", "one");
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/one");
+	fake_set(300, 4242, "/bin/two", "two");
+	o.cookie = 2;
+	cache_now += 0.5;
+	resolve_expect(a, &o, ATTRIB_VIA_DIAG, 0, "/bin/one");
+	attrib_get_stats(a, &st);
+	ck_assert_uint_eq(st.cache_hits, 1);
+	cache_now += ATTRIB_CACHE_TTL_MS_DEFAULT / 1000.0;
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/two");
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/two");
+	attrib_get_stats(a, &st);
+	ck_assert_uint_eq(st.cache_hits, 2);
+	/* a process that has exited is not answered from the cache */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/300'", fake_root);
+	ck_assert_int_eq(system(cmd), 0);
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, -ESRCH, NULL);
+	attrib_free(a);
+}
+END_TEST
+
+/* A pid that changed hands never meets the earlier process's record. */
+START_TEST(test_cache_pid_reuse)
+{
+	attrib_t *a = cache_attrib(0, false);
+	struct egress_owner o = cache_owner(301, 1), late;
+
+	make_fake_cg_proc(301, "/bin/one", cache_cg);
+	fake_set(301, 4242, "/bin/one", "one");
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/one");
+	/* another process with the same pid, started before the entry: a
+	 * new start time, so a new record */
+	fake_set(301, 4243, "/bin/two", "two");
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/two");
+	/* started after the entry was written: refused, cache or not */
+	late = o;
+	late.ts_ns = 4243 * tick_ns + 1;
+	fake_set(301, 4242, "/bin/one", "one");
+	resolve_expect(a, &late, ATTRIB_VIA_EXACT, 0, "/bin/one");
+	fake_set(301, 4300, "/bin/three", "three");
+	resolve_expect(a, &late, ATTRIB_VIA_EXACT, -ESTALE, NULL);
+	/* the start time BPF read must agree too */
+	fake_set(301, 4242, "/bin/one", "one");
+	late.start_ns = 4200 * tick_ns;
+	resolve_expect(a, &late, ATTRIB_VIA_EXACT, -ESTALE, NULL);
+	attrib_free(a);
+}
+END_TEST
+
+/* An entry naming another cgroup is validated afresh, and refused. */
+START_TEST(test_cache_cgroup_mismatch)
+{
+	attrib_t *a = cache_attrib(0, false);
+	struct egress_owner o = cache_owner(302, 1), other;
+	char path[PATH_MAX + 16];
+
+	make_fake_cg_proc(302, "/bin/one", cache_cg);
+	fake_set(302, 4242, "/bin/one", "one");
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/one");
+	other = o;
+	other.cgroup_id ^= 1;
+	resolve_expect(a, &other, ATTRIB_VIA_EXACT, -EXDEV, NULL);
+	/* moved to a cgroup since removed: once the record is older than
+	 * the TTL, the next read refuses it too */
+	snprintf(path, sizeof(path), "%s/302/cgroup", fake_root);
+	write_file(path, "0::/egress-unit-gone\n", 21);
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, 0, "/bin/one");
+	cache_now += 2 * ATTRIB_CACHE_TTL_MS_DEFAULT / 1000.0;
+	resolve_expect(a, &o, ATTRIB_VIA_EXACT, -EXDEV, NULL);
+	attrib_free(a);
+}
+END_TEST
+
+/* Bounded: the least recently used record goes; no_cache keeps none. */
+START_TEST(test_cache_bound)
+{
+	attrib_t *a = cache_attrib(2, false), *off = cache_attrib(0, true);
+	struct egress_owner o[3];
+	struct attrib_stats st;
+
+	for (int i = 0; i < 3; i++) {
+		make_fake_cg_proc(310 + i, "/bin/one", cache_cg);
+		fake_set(310 + i, 4242, "/bin/one", "one");
+		o[i] = cache_owner(310 + i, 1);
+	}
+	resolve_expect(a, &o[0], ATTRIB_VIA_EXACT, 0, "/bin/one");
+	resolve_expect(a, &o[1], ATTRIB_VIA_EXACT, 0, "/bin/one");
+	resolve_expect(a, &o[0], ATTRIB_VIA_EXACT, 0, "/bin/one"); /* hit */
+	resolve_expect(a, &o[2], ATTRIB_VIA_EXACT, 0, "/bin/one"); /* 311 out */
+	resolve_expect(off, &o[0], ATTRIB_VIA_EXACT, 0, "/bin/one");
+	for (int i = 0; i < 3; i++)
+		fake_set(310 + i, 4242, "/bin/two", "two");
+	resolve_expect(a, &o[0], ATTRIB_VIA_EXACT, 0, "/bin/one");
+	resolve_expect(a, &o[2], ATTRIB_VIA_EXACT, 0, "/bin/one");
+	resolve_expect(a, &o[1], ATTRIB_VIA_EXACT, 0, "/bin/two");
+	resolve_expect(off, &o[0], ATTRIB_VIA_EXACT, 0, "/bin/two");
+	attrib_get_stats(a, &st);
+	ck_assert_uint_eq(st.cache_hits, 3);
+	attrib_get_stats(off, &st);
+	ck_assert_uint_eq(st.cache_hits, 0);
+	attrib_free(a);
+	attrib_free(off);
+}
+END_TEST
+
 START_TEST(test_strings)
 {
 	ck_assert_str_eq(attrib_strerror(-ESTALE), "pid reused");
@@ -709,6 +930,14 @@ Suite *attrib_suite(void)
 	tc = tcase_create("docker");
 	tcase_add_unchecked_fixture(tc, docker_setup, docker_teardown);
 	tcase_add_test(tc, test_docker_image);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_add_checked_fixture(tc, cache_setup, cache_teardown);
+	tcase_add_test(tc, test_cache_hit_expiry);
+	tcase_add_test(tc, test_cache_pid_reuse);
+	tcase_add_test(tc, test_cache_cgroup_mismatch);
+	tcase_add_test(tc, test_cache_bound);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("diag");

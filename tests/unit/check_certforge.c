@@ -714,6 +714,41 @@ START_TEST(test_resumption)
 }
 END_TEST
 
+static int tickets_seen;
+
+static int count_ticket_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	(void)ssl;
+	(void)sess;
+	tickets_seen++;
+	return 0; /* not kept: OpenSSL frees it */
+}
+
+/* One TLS 1.3 ticket per handshake (each costs the server a serialised
+ * session, a MAC and a record). */
+START_TEST(test_one_ticket)
+{
+	certforge_t *cf = cf_open(tpath(0, "ca"), NULL, 0);
+	SSL_CTX *ctx = certforge_ctx(cf, "t.example.test");
+	SSL *c = client_new(certforge_ca_pem(cf), TLS1_3_VERSION,
+			    "t.example.test", NULL, 0);
+	SSL *s = SSL_new(ctx);
+	SSL_CTX *cc = SSL_get_SSL_CTX(c);
+
+	ck_assert_ptr_nonnull(s);
+	SSL_CTX_set_session_cache_mode(
+		cc, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(cc, count_ticket_cb);
+	tickets_seen = 0;
+	ck_assert(handshake(c, s));
+	ck_assert_int_eq(tickets_seen, 1);
+	SSL_free(c);
+	SSL_free(s);
+	SSL_CTX_free(ctx);
+	certforge_free(cf);
+}
+END_TEST
+
 /* ---- the cache ------------------------------------------------------------- */
 
 START_TEST(test_cache_hit)
@@ -981,6 +1016,7 @@ Suite *certforge_suite(void)
 	tcase_add_loop_test(tls, test_handshake, 0, ARRAY_SIZE(hcases));
 	tcase_add_test(tls, test_handshake_ip);
 	tcase_add_test(tls, test_handshake_wrong_name);
+	tcase_add_test(tls, test_one_ticket);
 	tcase_add_loop_test(tls, test_resumption, 0, 2);
 	suite_add_tcase(s, tls);
 

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -715,6 +717,67 @@ START_TEST(test_stdout_epipe)
 }
 END_TEST
 
+/* The child of test_write_errors: 0, or which expectation failed.  Check
+ * itself writes to files, so the size limit must stay out of its process. */
+static int write_errors_child(const char *path, char **lines)
+{
+	struct jlog_opts o = { .path = path };
+	struct rlimit lim;
+	jlog_t *l;
+	int rc = 0;
+
+	if (getrlimit(RLIMIT_FSIZE, &lim) < 0)
+		return 1;
+	lim.rlim_cur = 1050;
+	if (setrlimit(RLIMIT_FSIZE, &lim) < 0)
+		return 2;
+	l = jlog_open(&o);
+	if (!l)
+		return 3;
+	for (int i = 0; i < 15; i++)
+		if (jlog_write(l, lines[i]) != 0)
+			rc = 4;
+	jlog_flush(l, false);
+	if (jlog_lines_written(l) != 10)
+		rc = 5;
+	if (jlog_write_errors(l) != 5)
+		rc = 6;
+	jlog_close(l);
+	return rc;
+}
+
+START_TEST(test_write_errors)
+{
+	const char *path = tpath(0, "f.jsonl");
+	int status, v[16];
+	char *lines[15];
+	pid_t pid;
+
+	/* A file that cannot grow past 1050 bytes: one batch of 15 lines of
+	 * 100 bytes stops inside the 11th.  The 10 before it are written
+	 * whole, the 11th and every later one counted as errors, and none
+	 * is lost silently. */
+	for (int i = 0; i < 15; i++)
+		lines[i] = fixed_line(1000 + i, 99);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(write_errors_child(path, lines));
+	for (int i = 0; i < 15; i++)
+		free(lines[i]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child status %#x", status);
+	ck_assert_int_eq(file_size(path), 1050);
+	/* The fragment of the 11th (no room was left for its newline) is
+	 * not a line; the 10 before it are. */
+	ck_assert_int_eq(truncate(path, 1000), 0);
+	ck_assert_int_eq(file_is(path, v, 16), 10);
+	ck_assert_int_eq(v[9], 1009);
+}
+END_TEST
+
 /* ---- rotation ---- */
 
 /* Writes lines i = first .. first+n-1 of 99 bytes (100 with the newline). */
@@ -918,6 +981,7 @@ Suite *jlog_suite(void)
 	tcase_add_test(tc, test_missing_dir);
 	tcase_add_test(tc, test_stdout);
 	tcase_add_test(tc, test_stdout_epipe);
+	tcase_add_test(tc, test_write_errors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rotate");
