@@ -11,7 +11,7 @@
 #                    what is left after make check does not cover every
 #                    kernel at CHECK_VM_PER_KERNEL seconds each, only the
 #                    first kernel runs (or none, said loudly)          [0]
-# CHECK_VM_PER_KERNEL  seconds one kernel may take (VM_TIMEOUT)       [900]
+# CHECK_VM_PER_KERNEL  seconds one kernel may take (VM_TIMEOUT)      [1200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -28,7 +28,7 @@ rc=${PIPESTATUS[0]}
 
 kernels=${CHECK_VM_KERNELS:-}
 budget=${CHECK_VM_BUDGET:-0}
-per=${CHECK_VM_PER_KERNEL:-900}
+per=${CHECK_VM_PER_KERNEL:-1200}
 if [ -n "$kernels" ]; then
 	n=$(wc -w <<<"$kernels")
 	left=$((budget - (SECONDS - start)))
