@@ -222,6 +222,17 @@ run_vm() {
 	echo "$rc" >"$out/qemu.rc"
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		say "$v: no report within ${VM_TIMEOUT}s: killed (see $out/console.log)"
+		# CI keeps only this output: the kernel's last words (a soft
+		# lockup's trace, a hung task) say more than the missing result.
+		say "$v: the console's last kernel lines:"
+		tr -d '\r' <"$out/console.log" | grep -v '^egressvm: ' | tail -n 40 |
+			sed "s/^/  $v| /" >&2
+		local running
+		running=$(tr -d '\r' <"$out/console.log" | sed -n 's/^egressvm: start //p' | tail -n1)
+		if [ -n "$running" ] && [ -f "$out/logs/$running.log" ]; then
+			say "$v: the last lines of $running's log:"
+			tail -n 20 "$out/logs/$running.log" | sed "s/^/  $v| /" >&2
+		fi
 	fi
 }
 
