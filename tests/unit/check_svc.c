@@ -112,13 +112,32 @@ static int bind_any(const char *addr, int type, int port)
 	return ntohs(sa.sin_port);
 }
 
-/* A port free for both TCP and UDP on addr (racy, but good enough). */
+/*
+ * A port free for both TCP and UDP on addr, and not one handed out before
+ * in this setup: the probe sockets are closed again, so the kernel may
+ * offer the same port twice (it did, and two services then met on it).
+ * Still racy against other processes, but good enough.
+ */
+static int taken[8], ntaken;
+
+static bool port_taken(int p)
+{
+	for (int i = 0; i < ntaken; i++)
+		if (taken[i] == p)
+			return true;
+	return false;
+}
+
 static int free_port(const char *addr)
 {
 	for (int i = 0; i < 50; i++) {
 		int p = bind_any(addr, SOCK_STREAM, 0);
-		if (p > 0 && bind_any(addr, SOCK_DGRAM, p) == p)
+		if (p > 0 && !port_taken(p) &&
+		    bind_any(addr, SOCK_DGRAM, p) == p) {
+			if (ntaken < (int)(sizeof(taken) / sizeof(taken[0])))
+				taken[ntaken++] = p;
 			return p;
+		}
 	}
 	ck_abort_msg("no free port on %s", addr);
 	return -1;
@@ -192,6 +211,7 @@ static void setup_idle(double idle)
 	snprintf(F.err, sizeof(F.err), "%s/services.err", F.dir);
 	write_cert("a", "DNS:a.test");
 	write_cert("b", "DNS:b.test,DNS:*.w.test");
+	ntaken = 0;
 	F.http = free_port("127.0.0.1");
 	F.https = free_port("127.0.0.2");
 	F.dns = free_port("127.0.0.1");
