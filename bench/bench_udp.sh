@@ -486,11 +486,11 @@ ab_mode() {
 			"$(printf '%s ' "${lo[@]}")"
 	done
 	echo
-	echo "Per round (q/s, unloaded p50 µs, egressd CPU %):"
+	echo "Per round (q/s, unloaded p50 µs, egressd CPU %, machine busy % of one core):"
 	for r in $(seq "$rounds"); do
 		printf '  round %s:' "$r"
 		for x in direct "${vars[@]}"; do
-			printf ' %s %s/%s/%s' "$x" "${R[fast.$x.$r.qps]:-–}" "${R[fast.$x.$r.u50]:-–}" "${R[fast.$x.$r.ecpu]:-–}"
+			printf ' %s %s/%s/%s/%s' "$x" "${R[fast.$x.$r.qps]:-–}" "${R[fast.$x.$r.u50]:-–}" "${R[fast.$x.$r.ecpu]:-–}" "${R[fast.$x.$r.mcpu]:-–}"
 		done
 		echo
 	done

@@ -39,8 +39,8 @@ static const char nf_usage[] =
 	"       egressctl nf status\n"
 	"defaults: --port 8080 --mark 0x10000000/0x10000000 --bridge docker0 "
 	"--bridge 'br-+'\n"
-	"          --dns-port 8053 --queue 1 --queues 1 --mark-dns "
-	"0x20000000 --mark-udp 0x40000000\n"
+	"          --dns-port 8053 --queue 1 --mark-dns 0x20000000 "
+	"--mark-udp 0x40000000 --queues 1\n"
 	"          no exempt uid, ICMP queued (dropped without a consumer)\n";
 
 static const char *const nf_default_bridges[] = { "docker0", "br-+" };

@@ -544,6 +544,24 @@ static json_t *counters_json(const struct proxy_stats *st,
 	return c;
 }
 
+/* Each UDP thread's share: its queue, CPU and packets and queries. */
+static json_t *udp_threads_json(const struct daemon *dm)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; dm->udpd && i < udpd_threads(dm->udpd); i++) {
+		struct udpd_thread_stats ts;
+
+		udpd_thread_stats(dm->udpd, i, &ts);
+		json_array_append_new(
+			a,
+			json_pack("{s:i,s:i,s:I,s:I}", "queue", ts.queue, "cpu",
+				  ts.cpu, "packets", (json_int_t)ts.queued,
+				  "queries", (json_int_t)ts.queries));
+	}
+	return a;
+}
+
 static json_t *udp_json(const struct daemon *dm)
 {
 	const struct udpd_stats *u = &dm->ush.stats;
@@ -567,8 +585,8 @@ static json_t *udp_json(const struct daemon *dm)
 		      LOADU(u->dns_unknown_dst), "resolver_from_queue_record",
 		      LOADU(u->dns_via_record), "pending",
 		      LOADU(u->dns_pending));
-	return json_pack("{s:i,s:o,s:o,s:I,s:I,s:I,s:I}", "threads",
-			 (int)dm->o.udp_threads, "queue", q, "dns", d,
+	return json_pack("{s:o,s:o,s:o,s:I,s:I,s:I,s:I}", "threads",
+			 udp_threads_json(dm), "queue", q, "dns", d,
 			 "attrib_misses", LOADU(u->attrib_misses),
 			 "attrib_cache_hits", LOADU(u->attrib_cache_hits),
 			 "attrib_diag_queries", LOADU(u->attrib_diag_queries),

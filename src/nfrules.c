@@ -324,8 +324,8 @@ static const char *nf_queue_opts(const struct nfrules_cfg *c, char *buf,
 				 size_t n)
 {
 	if (c->queues > 1)
-		snprintf(buf, n, "--queue-balance %u:%u", c->queue_num,
-			 c->queue_num + c->queues - 1u);
+		snprintf(buf, n, "--queue-balance %u:%u --queue-cpu-fanout",
+			 c->queue_num, c->queue_num + c->queues - 1u);
 	else
 		snprintf(buf, n, "--queue-num %u", c->queue_num);
 	return buf;
@@ -334,7 +334,7 @@ static const char *nf_queue_opts(const struct nfrules_cfg *c, char *buf,
 static void nf_block_udp_host(struct strbuf *sb, const struct nfrules_cfg *c,
 			      const char *chain)
 {
-	char q[48];
+	char q[64];
 
 	if (c->exempt_uid >= 0)
 		nf_rule(sb, chain, "-p udp -m owner --uid-owner %d -j RETURN",
@@ -361,7 +361,7 @@ static void nf_block_udp_host(struct strbuf *sb, const struct nfrules_cfg *c,
 static void nf_block_queue(struct strbuf *sb, const struct nfrules_cfg *c,
 			   const char *chain)
 {
-	char q[48];
+	char q[64];
 
 	nf_queue_opts(c, q, sizeof(q));
 	nf_rule(sb, chain, "-p udp -j NFQUEUE %s", q);

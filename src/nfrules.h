@@ -66,9 +66,9 @@ struct nfrules_cfg {
 	uint16_t dns_port; /* UDP REDIRECT target of DNS-marked packets */
 	uint16_t queue_num; /* NFQUEUE number (the first one) */
 	/* How many queues from queue_num on (0 means 1): more than one is
-	 * --queue-balance queue_num:queue_num+queues-1, the kernel spreading
-	 * flows over them by a hash of the addresses, one consumer thread
-	 * each. */
+	 * --queue-balance queue_num:queue_num+queues-1 --queue-cpu-fanout,
+	 * the packet going to queue_num + (the CPU handling it) % queues,
+	 * one consumer thread each. */
 	uint16_t queues;
 	uint32_t mark_dns; /* set by the consumer on DNS queries */
 	uint32_t mark_udp; /* set by the consumer on allowed UDP flows */

@@ -13,11 +13,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <linux/filter.h>
 #include <linux/netfilter.h>
 #include <net/if.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +104,8 @@ struct udpd_thr {
 	struct event *dns_ev;
 	struct udpd_q *pending;
 	unsigned lo_ifindex; /* loopback's, 0 if unknown (never foreign) */
+	int cpu; /* the CPU it is pinned to, -1 if none */
+	atomic_ulong queued, queries; /* this thread's share */
 	uint8_t buf[UDPD_REPLY_MAX + 1];
 };
 
@@ -343,6 +347,7 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 	uint16_t sport, dport;
 
 	UDPD_INC(u, queued);
+	atomic_fetch_add_explicit(&u->queued, 1, memory_order_relaxed);
 	if (p->len < sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
 	    (size_t)ip->ihl * 4 > p->len) {
 		UDPD_INC(u, malformed);
@@ -590,6 +595,7 @@ static void udpd_query(struct udpd_thr *u, const uint8_t *msg, size_t len,
 	int where;
 
 	UDPD_INC(u, dns_queries);
+	atomic_fetch_add_explicit(&u->queries, 1, memory_order_relaxed);
 	pq = util_xcalloc(1, sizeof(*pq));
 	pq->u = u;
 	pq->fd = -1;
@@ -755,6 +761,49 @@ static int udpd_dns_socket(struct udpd_shared *sh, bool reuseport)
 	return fd;
 }
 
+/*
+ * Several threads: the rules queue a packet to queue_num + (the CPU it is
+ * handled on) % n (--queue-cpu-fanout), and this program picks, among the
+ * n DNS sockets (index = the order they were bound), socket (the CPU the
+ * redirected query is delivered on) % n.  A verdict re-injects the packet
+ * on the thread's own CPU, so a thread pinned to a CPU c with c % n equal
+ * to its index receives the queries it has just let through: no other
+ * thread is woken.  Without the pinning it is still correct (the records
+ * are shared), only slower.
+ */
+static int udpd_reuseport_cpu(int fd, unsigned n)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+			  sizeof(prog));
+}
+
+/* Pins thread t to an allowed CPU c with c % n == idx; the CPU,
+ * or -1 if there is none (a restricted cpuset) or pinning fails. */
+static int udpd_pin_thread(pthread_t t, unsigned idx, unsigned n)
+{
+	cpu_set_t allowed, one;
+
+	if (n < 2 || sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return -1;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &allowed) || (unsigned)c % n != idx)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (pthread_setaffinity_np(t, sizeof(one), &one) == 0)
+			return c;
+		return -1;
+	}
+	return -1;
+}
+
 static void udpd_thr_free(struct udpd_thr *u)
 {
 	if (!u)
@@ -790,6 +839,7 @@ static struct udpd_thr *udpd_thr_open(struct udpd *d, unsigned idx)
 	u->recs = &d->recs;
 	u->idx = idx;
 	u->dns_fd = -1;
+	u->cpu = -1;
 	u->lo_ifindex = if_nametoindex("lo");
 	u->base = event_base_new();
 	if (!u->base)
@@ -807,6 +857,13 @@ static struct udpd_thr *udpd_thr_open(struct udpd *d, unsigned idx)
 	u->dns_fd = udpd_dns_socket(sh, d->nthr > 1);
 	if (u->dns_fd < 0) {
 		fprintf(stderr, "egressd: DNS port %u: %s\n", sh->dns_port,
+			strerror(errno));
+		goto fail;
+	}
+	/* the group's program, attached once all of it is bound */
+	if (d->nthr > 1 && idx == d->nthr - 1 &&
+	    udpd_reuseport_cpu(u->dns_fd, d->nthr) < 0) {
+		fprintf(stderr, "egressd: DNS sockets by CPU: %s\n",
 			strerror(errno));
 		goto fail;
 	}
@@ -874,6 +931,8 @@ int udpd_start(struct udpd_shared *sh, struct udpd **out)
 		}
 		d->thr[i]->thread_started = true;
 	}
+	for (unsigned i = 0; i < n; i++)
+		d->thr[i]->cpu = udpd_pin_thread(d->thr[i]->thread, i, n);
 	*out = d;
 	return 0;
 fail:
@@ -900,4 +959,15 @@ void udpd_stop(struct udpd *d)
 unsigned udpd_threads(const struct udpd *d)
 {
 	return d->nthr;
+}
+
+void udpd_thread_stats(const struct udpd *d, unsigned i,
+		       struct udpd_thread_stats *st)
+{
+	const struct udpd_thr *u = d->thr[i];
+
+	st->queue = (uint16_t)(d->sh->queue_num + i);
+	st->cpu = u->cpu;
+	st->queued = atomic_load_explicit(&u->queued, memory_order_relaxed);
+	st->queries = atomic_load_explicit(&u->queries, memory_order_relaxed);
 }

@@ -1,11 +1,15 @@
 /*
  * udpd.h - the daemon's UDP side: the NFQUEUE consumer and the DNS proxy,
  * on `threads` threads, each with its own event_base, queue (queue_num +
- * i; the rules balance flows over them by address hash), DNS socket
- * (SO_REUSEPORT on the same port: the kernel spreads client flows over
- * them by 4-tuple hash), conntrack socket and attribution handle.  A
- * query is queued on one thread and may be proxied by another: the
- * queue's records are one table for all of them.
+ * i), DNS socket (SO_REUSEPORT on the same port), conntrack socket and
+ * attribution handle.  With several, the rules pick the queue by the CPU
+ * a packet is handled on (--queue-cpu-fanout: queue_num + cpu % n), a
+ * classic BPF program picks the DNS socket the same way, and thread i is
+ * pinned to a CPU c with c % n == i (if the process may run there): the
+ * verdict re-injects a query on the thread's own CPU, so the same thread
+ * receives it.  Nothing depends on that for correctness: a query may be
+ * queued by one thread and proxied by another, the queue's records are one
+ * table for all of them.
  *
  * Queue consumer (SPEC §3, reference 2.6, 4.3): every queued packet gets
  * exactly one verdict.
@@ -97,5 +101,17 @@ int udpd_start(struct udpd_shared *sh, struct udpd **out) NONNULL(1, 2) WUNRES;
 void udpd_stop(struct udpd *u);
 /* How many threads run. */
 unsigned udpd_threads(const struct udpd *u) NONNULL(1);
+
+/* One thread's share (the totals are in udpd_shared.stats). */
+struct udpd_thread_stats {
+	uint16_t queue;
+	int cpu; /* pinned to, -1: not pinned */
+	unsigned long queued; /* packets its queue delivered */
+	unsigned long queries; /* queries its DNS socket received */
+};
+
+/* Thread i's share, i < udpd_threads(u); any thread may ask. */
+void udpd_thread_stats(const struct udpd *u, unsigned i,
+		       struct udpd_thread_stats *st) NONNULL(1, 3);
 
 #endif /* EGRESS_UDPD_H */

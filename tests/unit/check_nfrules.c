@@ -1221,8 +1221,10 @@ START_TEST(test_ctl_script_udp)
 	tu_run(&r, ctl_nf,
 	       ARGV("nf", "script", "--queue", "7", "--queues", "3"));
 	ck_assert_int_eq(r.rc, CTL_OK);
-	ck_assert_int_eq(count_str(r.out, "-j NFQUEUE --queue-balance 7:9\n"),
-			 5);
+	ck_assert_int_eq(
+		count_str(r.out,
+			  "-j NFQUEUE --queue-balance 7:9 --queue-cpu-fanout\n"),
+		5);
 	ck_assert_ptr_null(strstr(r.out, "--queue-num"));
 	tu_run_fini(&r);
 	tu_run(&r, ctl_nf,
