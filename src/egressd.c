@@ -585,12 +585,14 @@ static json_t *udp_json(const struct daemon *dm)
 		      LOADU(u->dns_unknown_dst), "resolver_from_queue_record",
 		      LOADU(u->dns_via_record), "pending",
 		      LOADU(u->dns_pending));
-	return json_pack("{s:o,s:o,s:o,s:I,s:I,s:I,s:I}", "threads",
+	return json_pack("{s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I}", "threads",
 			 udp_threads_json(dm), "queue", q, "dns", d,
 			 "attrib_misses", LOADU(u->attrib_misses),
 			 "attrib_cache_hits", LOADU(u->attrib_cache_hits),
 			 "attrib_diag_queries", LOADU(u->attrib_diag_queries),
-			 "attrib_diag_skipped", LOADU(u->attrib_diag_skipped));
+			 "attrib_diag_skipped", LOADU(u->attrib_diag_skipped),
+			 "attrib_pid_watch_hits",
+			 LOADU(u->attrib_pid_watch_hits));
 }
 
 static json_t *status_json(struct daemon *dm)

@@ -160,6 +160,8 @@ static struct attrib_proc *udpd_attrib(struct udpd_thr *u, uint32_t saddr,
 	UDPD_ADD(u, attrib_cache_hits, st.cache_hits - u->ast.cache_hits);
 	UDPD_ADD(u, attrib_diag_queries, st.diag_queries - u->ast.diag_queries);
 	UDPD_ADD(u, attrib_diag_skipped, st.diag_skipped - u->ast.diag_skipped);
+	UDPD_ADD(u, attrib_pid_watch_hits,
+		 st.pid_watch_hits - u->ast.pid_watch_hits);
 	u->ast = st;
 	if (rc < 0) {
 		UDPD_INC(u, attrib_misses);

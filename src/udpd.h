@@ -74,7 +74,7 @@ struct udpd_stats {
 	atomic_ulong attrib_misses;
 	/* the attrib_t's own counters, every thread's added up */
 	atomic_ulong attrib_cache_hits, attrib_diag_queries,
-		attrib_diag_skipped;
+		attrib_diag_skipped, attrib_pid_watch_hits;
 };
 
 struct udpd_shared {
