@@ -46,7 +46,8 @@
 #            BUILD_DIR (a) and that egressd (b), BENCH_ROUNDS rounds (5) in
 #            one world, the order of a and b alternating, each ratio taken
 #            to the direct run of its own round; medians and ranges, and
-#            egressd's CPU per query.  BENCH_AB=- runs a alone.
+#            egressd's CPU per query.  BENCH_AB=- runs a alone;
+#            BENCH_AB_C=/path/to/a/third/egressd adds a third (c).
 #            BENCH_EGRESSD_ARGS: extra options for every egressd started.
 #            BENCH_PROBE='CMD': run by bash -c ($PID the daemon, $VARIANT,
 #            $ROUND) during each egressd dnsperf load of the A/B mode,
@@ -429,14 +430,17 @@ H sysctl -qw net.ipv4.ip_local_port_range="32768 60999" ||
 ab_mode() {
 	local rounds=${BENCH_ROUNDS:-5} r x vars=(a) order bin row probe
 	[ "$BENCH_AB" != - ] && vars=(a b)
+	[ "$BENCH_AB" != - ] && [ -n "${BENCH_AB_C:-}" ] && vars=(a b c)
 	for r in $(seq "$rounds"); do
 		order=("${vars[@]}")
-		[ $((r % 2)) = 0 ] && [ "${#vars[@]}" = 2 ] && order=(b a)
+		# rotate, so each build runs first in turn
+		for _ in $(seq $(((r - 1) % ${#vars[@]}))); do order=("${order[@]:1}" "${order[0]}"); done
 		log "== round $r: direct ${order[*]}"
 		m_dns "fast.direct.$r" container "$FAST_RES" "$DNSD_PID"
 		for x in "${order[@]}"; do
 			bin=$EGRESSD
 			[ "$x" = b ] && bin=$BENCH_AB
+			[ "$x" = c ] && bin=$BENCH_AB_C
 			row=fast.$x.$r
 			if ! ED_BIN=$bin egressd_start; then
 				NOTE+=("$row: egressd $bin did not start: $(tail -n 3 "$D/egressd.err" | tr '\n' ' ')")
@@ -458,16 +462,16 @@ ab_mode() {
 		if (!NR) { print "– (none)"; exit }
 		printf "%s (%s – %s)", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
 	echo
-	echo "## A/B: $rounds rounds, container → fast resolver, UDP; a = $EGRESSD${BENCH_AB:+, b = $BENCH_AB}"
+	echo "## A/B: $rounds rounds, container → fast resolver, UDP; a = $EGRESSD${BENCH_AB:+, b = $BENCH_AB}${BENCH_AB_C:+, c = $BENCH_AB_C}"
 	echo
 	echo "| build | q/s | q/s ÷ direct | added unloaded p50 µs | egressd CPU % | egressd CPU µs per query | servfail+lost |"
 	echo "|---|---|---|---|---|---|---|"
 	for x in direct "${vars[@]}"; do
-		local q=() rr=() ad=() cp=() us=() lo=()
+		local aq=() rr=() ad=() cp=() us=() lo=()
 		for r in $(seq "$rounds"); do
 			row=fast.$x.$r
 			num "${R[$row.qps]:-}" || continue
-			q+=("${R[$row.qps]}")
+			aq+=("${R[$row.qps]}")
 			lo+=("${R[$row.lost]:-0}")
 			[ "$x" = direct ] && continue
 			num "${R[fast.direct.$r.qps]:-}" &&
@@ -480,7 +484,7 @@ ab_mode() {
 			fi
 		done
 		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$x" \
-			"$(printf '%s\n' "${q[@]}" | stats)" \
+			"$(printf '%s\n' "${aq[@]}" | stats)" \
 			"$(printf '%s\n' "${rr[@]}" | stats)" "$(printf '%s\n' "${ad[@]}" | stats)" \
 			"$(printf '%s\n' "${cp[@]}" | stats)" "$(printf '%s\n' "${us[@]}" | stats)" \
 			"$(printf '%s ' "${lo[@]}")"
@@ -500,6 +504,7 @@ ab_mode() {
 num() { [[ ${1:-} =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
 if [ -n "${BENCH_AB:-}" ]; then
 	[ "$BENCH_AB" = - ] || [ -x "$BENCH_AB" ] || { echo "bench_udp: BENCH_AB: $BENCH_AB is not executable" >&2; exit 1; }
+	[ -z "${BENCH_AB_C:-}" ] || [ -x "$BENCH_AB_C" ] || { echo "bench_udp: BENCH_AB_C: $BENCH_AB_C is not executable" >&2; exit 1; }
 	ab_mode
 fi
 
