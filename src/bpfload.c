@@ -168,6 +168,8 @@ static int bl_open_one(struct bpfload *b, const struct bpfload_opts *o,
 	b->skel->rodata->cfg_block_ipv6 = !o->no_block_ipv6;
 	b->skel->rodata->cfg_block_raw = !o->no_block_raw;
 	b->skel->rodata->cfg_task_start = task_start;
+	b->skel->rodata->cfg_own_mark = o->own_mark & o->own_mask;
+	b->skel->rodata->cfg_own_mask = o->own_mask;
 	for (size_t i = 0; i < NPROGS; i++) {
 		struct bpf_program *p = bpf_object__find_program_by_name(
 			b->skel->obj, progs[i].prog);

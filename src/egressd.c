@@ -1018,7 +1018,9 @@ static int start(struct daemon *dm)
 	}
 	if (!dm->o.no_bpf) {
 		struct bpfload_opts bo = { .cgroup = dm->o.cgroup,
-					   .pin_dir = dm->o.pin_dir };
+					   .pin_dir = dm->o.pin_dir,
+					   .own_mark = dm->o.mark,
+					   .own_mask = dm->o.mark_mask };
 		if (bpfload_pin_dir_prepare(dm->o.pin_dir) < 0 ||
 		    bpfload_open(&bo, &dm->bpf) < 0 ||
 		    bpfload_attach(dm->bpf) < 0) {

@@ -3,7 +3,8 @@
 # queues by CPU (--queue-balance 1:2 --queue-cpu-fanout) and both are bound;
 # bursts of DNS queries from clients pinned to CPU 0 and to CPU 1 land on
 # both threads and every query is queued once, answered once and logged;
-# the status's per-thread counters add up to its totals; two containers
+# the status's per-thread counters add up to its totals; the BPF programs
+# record none of the daemon's own (marked) sockets; two containers
 # with the same source port and DNS id on different CPUs (so on different
 # threads) each get their own answer; non-DNS UDP is judged on either
 # thread; `egressctl stop` ends every thread, unbinds both queues and
@@ -114,6 +115,24 @@ check_eq "every query of both bursts is logged once, allowed" $((2 * N)) \
 check_eq "and attributed to the bursts' clients (a container cgroup on every line)" $((2 * N)) \
 	"$(ed_log "$W" | grep -F '"type":"dns"' | grep -E '"name":"cpu[ab]-[0-9]+\.sim\.test"' |
 		grep -E '"cgroup":"[^"]*/docker/[0-9a-f]{64}"' | grep -cE '"pid":[1-9]')"
+
+# ---- the daemon's own sockets are not recorded by the BPF programs -------------
+# owners MAP: the owner pid of every entry of a pinned map, one a line
+owners() {
+	bpftool map dump pinned "$D/pins/$1" -j | python3 -c 'import json,sys
+for e in json.load(sys.stdin):
+    v = e.get("formatted", {}).get("value")
+    if v is not None:
+        print(v["tgid"])
+    else:
+        b = bytes(int(x, 16) for x in e["value"])
+        print(int.from_bytes(b[:4], "little"))'
+}
+check "the BPF maps can be read" bpftool map dump pinned "$D/pins/map_conn4" -j
+check_eq "no cookie entry names the daemon (its upstream sockets carry its mark)" 0 \
+	"$(owners map_cookie | grep -cx "$EGRESSD_PID")"
+check_eq "no tuple entry names the daemon" 0 "$(owners map_conn4 | grep -cx "$EGRESSD_PID")"
+check "the clients' sockets are recorded" test "$(owners map_conn4 | grep -vcx "$EGRESSD_PID")" -gt 0
 
 # ---- same source port and id on two threads at once ---------------------------
 for i in 1 2 3; do
