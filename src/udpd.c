@@ -2,11 +2,12 @@
  * udpd.c - the NFQUEUE consumer and the UDP DNS proxy (see udpd.h).
  *
  * Each of the UDP threads owns its event_base, its queue (queue_num + i),
- * its DNS socket (SO_REUSEPORT: the kernel spreads the clients' flows over
- * them), its pending queries, its conntrack socket and its attrib_t.  What
- * they share: the queue's records (a query may be queued by one thread and
- * reach another thread's DNS socket; one mutex), the counters (relaxed
- * atomics), the policy (polref) and the DNS cache (its own mutex).
+ * its DNS socket (SO_REUSEPORT, picked by CPU like the queue: see
+ * udpd_reuseport_cpu), its pending queries, its conntrack socket and its
+ * attrib_t.  What they share: the queue's records (a query may be queued
+ * by one thread and reach another thread's DNS socket; one mutex), the
+ * counters (relaxed atomics), the policy (polref) and the DNS cache (its
+ * own mutex).
  */
 #include "udpd.h"
 
