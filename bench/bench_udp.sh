@@ -41,6 +41,17 @@
 #            BENCH_DNS_INFLIGHT (dnsperf -q, 64), BENCH_FLOW_CONC (new flows
 #            in flight, 32), BENCH_UDP_WINDOW (datagrams in flight on one
 #            flow, 32), DNSPERF (the program, dnsperf).
+#            BENCH_AB=/path/to/other/egressd: only the container -> fast
+#            resolver DNS rows (dnsperf and unloaded), for direct, egressd of
+#            BUILD_DIR (a) and that egressd (b), BENCH_ROUNDS rounds (5) in
+#            one world, the order of a and b alternating, each ratio taken
+#            to the direct run of its own round; medians and ranges, and
+#            egressd's CPU per query.  BENCH_AB=- runs a alone;
+#            BENCH_AB_C=/path/to/a/third/egressd adds a third (c).
+#            BENCH_EGRESSD_ARGS: extra options for every egressd started.
+#            BENCH_PROBE='CMD': run by bash -c ($PID the daemon, $VARIANT,
+#            $ROUND) during each egressd dnsperf load of the A/B mode,
+#            e.g. 'perf record -g -p $PID -o /tmp/dns.$VARIANT.perf'.
 #
 # Needs root, the built programs (egress-sim, egressd, egressctl,
 # bench_udpload), dnsperf, python3 and iptables (scripts/install-deps.sh).
@@ -395,10 +406,12 @@ egressd_start() { # [egressd options]
 	mkdir -p "$D/pins"
 	mountpoint -q "$D/pins" || mount -t bpf bpf "$D/pins"
 	rm -f "$D/control.sock"
-	"$SIM" exec "$W" host --keep-mounts --cgroup egressd -- "$EGRESSD" \
+	# shellcheck disable=SC2086 # BENCH_EGRESSD_ARGS: words on purpose
+	"$SIM" exec "$W" host --keep-mounts --cgroup egressd -- "${ED_BIN:-$EGRESSD}" \
 		--foreground --policy "$B/policy.txt" --run-dir "$D" --ca-dir "$D/ca" \
 		--log "$D/connections.jsonl" --pin-dir "$D/pins" --cgroup "$WCG" \
-		--upstream-ca "$("$SIM" ca "$W")" --workers 2 --docker-socket none "$@" \
+		--upstream-ca "$("$SIM" ca "$W")" --workers 2 --docker-socket none \
+		${BENCH_EGRESSD_ARGS:-} "$@" \
 		>>"$D/egressd.err" 2>&1 &
 	ED_PID=$!
 	for _ in $(seq 200); do
@@ -412,6 +425,88 @@ egressd_start() { # [egressd options]
 # the world's host netns: the ephemeral range the DNS clients stay below
 H sysctl -qw net.ipv4.ip_local_port_range="32768 60999" ||
 	{ echo "bench_udp: cannot set the host netns's port range" >&2; exit 1; }
+
+# ---- A/B mode: the fast resolver's DNS rows only, two builds interleaved ----
+ab_mode() {
+	local rounds=${BENCH_ROUNDS:-5} r x vars=(a) order bin row probe
+	[ "$BENCH_AB" != - ] && vars=(a b)
+	[ "$BENCH_AB" != - ] && [ -n "${BENCH_AB_C:-}" ] && vars=(a b c)
+	for r in $(seq "$rounds"); do
+		order=("${vars[@]}")
+		# rotate, so each build runs first in turn
+		for _ in $(seq $(((r - 1) % ${#vars[@]}))); do order=("${order[@]:1}" "${order[0]}"); done
+		log "== round $r: direct ${order[*]}"
+		m_dns "fast.direct.$r" container "$FAST_RES" "$DNSD_PID"
+		for x in "${order[@]}"; do
+			bin=$EGRESSD
+			[ "$x" = b ] && bin=$BENCH_AB
+			[ "$x" = c ] && bin=$BENCH_AB_C
+			row=fast.$x.$r
+			if ! ED_BIN=$bin egressd_start; then
+				NOTE+=("$row: egressd $bin did not start: $(tail -n 3 "$D/egressd.err" | tr '\n' ' ')")
+				egressd_stop
+				continue
+			fi
+			probe=
+			if [ -n "${BENCH_PROBE:-}" ]; then
+				PID=$ED_PID VARIANT=$x ROUND=$r timeout -s INT "$SECS" bash -c "$BENCH_PROBE" >/dev/null 2>&1 &
+				probe=$!
+			fi
+			m_dns "$row" container "$FAST_RES" "$DNSD_PID"
+			[ -n "$probe" ] && wait "$probe" 2>/dev/null
+			egressd_stop
+		done
+	done
+	# per variant: the values of every round, then median, min, max
+	stats() { sort -g | awk '{v[NR] = $1} END {
+		if (!NR) { print "– (none)"; exit }
+		printf "%s (%s – %s)", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+	echo
+	echo "## A/B: $rounds rounds, container → fast resolver, UDP; a = $EGRESSD${BENCH_AB:+, b = $BENCH_AB}${BENCH_AB_C:+, c = $BENCH_AB_C}"
+	echo
+	echo "| build | q/s | q/s ÷ direct | added unloaded p50 µs | egressd CPU % | egressd CPU µs per query | servfail+lost |"
+	echo "|---|---|---|---|---|---|---|"
+	for x in direct "${vars[@]}"; do
+		local aq=() rr=() ad=() cp=() us=() lo=()
+		for r in $(seq "$rounds"); do
+			row=fast.$x.$r
+			num "${R[$row.qps]:-}" || continue
+			aq+=("${R[$row.qps]}")
+			lo+=("${R[$row.lost]:-0}")
+			[ "$x" = direct ] && continue
+			num "${R[fast.direct.$r.qps]:-}" &&
+				rr+=("$(awk -v a="${R[$row.qps]}" -v b="${R[fast.direct.$r.qps]}" 'BEGIN {printf "%.2f", a / b}')")
+			num "${R[$row.u50]:-}" && num "${R[fast.direct.$r.u50]:-}" &&
+				ad+=("$(awk -v a="${R[$row.u50]}" -v b="${R[fast.direct.$r.u50]}" 'BEGIN {printf "%.0f", a - b}')")
+			if num "${R[$row.ecpu]:-}"; then
+				cp+=("${R[$row.ecpu]}")
+				us+=("$(awk -v c="${R[$row.ecpu]}" -v q="${R[$row.qps]}" 'BEGIN {printf "%.0f", c * 1e4 / q}')")
+			fi
+		done
+		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$x" \
+			"$(printf '%s\n' "${aq[@]}" | stats)" \
+			"$(printf '%s\n' "${rr[@]}" | stats)" "$(printf '%s\n' "${ad[@]}" | stats)" \
+			"$(printf '%s\n' "${cp[@]}" | stats)" "$(printf '%s\n' "${us[@]}" | stats)" \
+			"$(printf '%s ' "${lo[@]}")"
+	done
+	echo
+	echo "Per round (q/s, unloaded p50 µs, egressd CPU %, machine busy % of one core):"
+	for r in $(seq "$rounds"); do
+		printf '  round %s:' "$r"
+		for x in direct "${vars[@]}"; do
+			printf ' %s %s/%s/%s/%s' "$x" "${R[fast.$x.$r.qps]:-–}" "${R[fast.$x.$r.u50]:-–}" "${R[fast.$x.$r.ecpu]:-–}" "${R[fast.$x.$r.mcpu]:-–}"
+		done
+		echo
+	done
+	for n in "${NOTE[@]}"; do echo "- note: $n"; done
+	exit 0
+}
+num() { [[ ${1:-} =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+if [ -n "${BENCH_AB:-}" ]; then
+	[ "$BENCH_AB" = - ] || [ -x "$BENCH_AB" ] || { echo "bench_udp: BENCH_AB: $BENCH_AB is not executable" >&2; exit 1; }
+	[ -z "${BENCH_AB_C:-}" ] || [ -x "$BENCH_AB_C" ] || { echo "bench_udp: BENCH_AB_C: $BENCH_AB_C is not executable" >&2; exit 1; }
+	ab_mode
+fi
 
 # ---- 1. direct -----------------------------------------------------------------
 log "== direct (no egressd, no rules)"

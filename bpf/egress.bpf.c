@@ -39,6 +39,17 @@ const volatile __u32 cfg_block_ipv6 = 1;
 const volatile __u32 cfg_block_raw = 1;
 const volatile __u32 cfg_attrib = 1;
 const volatile __u32 cfg_task_start = 1;
+/* The daemon's own sockets carry its mark (SO_MARK): their packets are
+ * never intercepted, so nobody ever looks their owner up, and recording
+ * them would only cost (every upstream DNS query is a new socket).  A
+ * mask of 0 records every socket. */
+const volatile __u32 cfg_own_mark = 0;
+const volatile __u32 cfg_own_mask = 0;
+
+static __always_inline bool own_mark(__u32 mark)
+{
+	return cfg_own_mask && (mark & cfg_own_mask) == cfg_own_mark;
+}
 
 /* max_entries is set by the loader before load (bpf_map__set_max_entries). */
 struct {
@@ -88,12 +99,15 @@ SEC("cgroup/connect4")
 int egress_connect4(struct bpf_sock_addr *ctx)
 {
 	struct egress_owner o = {};
+	struct bpf_sock *sk = ctx->sk;
 	__u64 cookie;
 
 	if (!cfg_attrib)
 		return EGRESS_VERDICT_ALLOW;
 	if (ctx->protocol != EGRESS_IPPROTO_TCP &&
 	    ctx->protocol != EGRESS_IPPROTO_UDP)
+		return EGRESS_VERDICT_ALLOW;
+	if (sk && own_mark(sk->mark))
 		return EGRESS_VERDICT_ALLOW;
 	cookie = bpf_get_socket_cookie(ctx);
 	owner_fill(&o, EGRESS_SRC_CONNECT4, cookie);
@@ -160,7 +174,8 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 
 	if (cfg_block_ipv6 && ctx->family == EGRESS_AF_INET6)
 		return EGRESS_VERDICT_DENY;
-	if (!cfg_attrib || !sk || ctx->protocol != EGRESS_IPPROTO_UDP)
+	if (!cfg_attrib || !sk || ctx->protocol != EGRESS_IPPROTO_UDP ||
+	    own_mark(sk->mark))
 		return EGRESS_VERDICT_ALLOW;
 	/* An unbound socket has no source address before the route lookup
 	 * that follows this hook; msg_src_ip4 is the IP_PKTINFO source, if
@@ -192,7 +207,7 @@ int egress_skb(struct __sk_buff *skb)
 	struct bpf_sock *sk;
 	__u64 cookie;
 
-	if (!cfg_attrib || skb->family != EGRESS_AF_INET)
+	if (!cfg_attrib || skb->family != EGRESS_AF_INET || own_mark(skb->mark))
 		return 1;
 	sk = skb->sk;
 	if (!sk)

@@ -14,11 +14,13 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -34,6 +36,13 @@ struct attrib_cent {
 	char key[20]; /* pid, /proc start time, entry's cgroup id */
 	double t; /* when it was validated */
 	struct attrib_proc *p; /* owned; via and owner are the first lookup's */
+};
+
+/* A pidfd on a process the cache holds, and its /proc start time. */
+struct attrib_pidw {
+	int pid; /* 0: unused */
+	int fd;
+	unsigned long long start;
 };
 
 struct attrib {
@@ -52,6 +61,11 @@ struct attrib {
 	size_t ncent, cache_max;
 	struct attrib_cent *newest, *oldest;
 	struct hmap cache;
+	/* pid watches, replaced in turn; on only with the cache and the
+	 * real /proc (a pidfd names a process of our pid namespace) */
+	struct attrib_pidw pidw[ATTRIB_PIDW_MAX];
+	unsigned pidw_next;
+	bool pidw_on;
 	double ttl;
 	double (*clock)(void);
 	struct attrib_stats st;
@@ -606,6 +620,78 @@ static void cache_put(attrib_t *a, const char key[20],
 	cache_push(a, e);
 }
 
+/* ---- pid watches ----------------------------------------------------------
+ *
+ * A pidfd refers to one process, never to a later one with the same pid,
+ * and polls readable once that process has exited.  While it does not,
+ * the pid still names the process whose start time was read when the
+ * watch was made: a cache hit needs one poll(2) instead of opening and
+ * reading /proc/PID/stat (about a tenth of the UDP thread's CPU per DNS
+ * query).
+ */
+
+static void pidw_drop(struct attrib_pidw *w)
+{
+	if (w->pid)
+		close(w->fd);
+	w->pid = 0;
+	w->fd = -1;
+}
+
+/* pid's start time from its watch, if it has one and has not exited. */
+static bool pidw_start(attrib_t *a, int pid, unsigned long long *start)
+{
+	for (unsigned i = 0; i < ATTRIB_PIDW_MAX; i++) {
+		struct attrib_pidw *w = &a->pidw[i];
+		struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+
+		if (w->pid != pid)
+			continue;
+		if (poll(&pfd, 1, 0) != 0) {
+			/* exited (or the poll failed): read /proc again */
+			pidw_drop(w);
+			return false;
+		}
+		*start = w->start;
+		a->st.pid_watch_hits++;
+		return true;
+	}
+	return false;
+}
+
+/* Watches pid, whose start time was read as start. */
+static void pidw_add(attrib_t *a, int pid, unsigned long long start)
+{
+	struct attrib_pidw *w = NULL;
+	unsigned long long again;
+	int fd;
+
+	for (unsigned i = 0; i < ATTRIB_PIDW_MAX && !w; i++)
+		if (a->pidw[i].pid == pid)
+			w = &a->pidw[i];
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0) {
+		/* ENOSYS before 5.3: nothing is watched from now on */
+		if (errno == ENOSYS)
+			a->pidw_on = false;
+		return;
+	}
+	/* The pid may have changed hands since start was read: the process
+	 * the pidfd names must have that start time too. */
+	if (read_stat(a, pid, NULL, &again) < 0 || again != start) {
+		close(fd);
+		return;
+	}
+	if (!w) {
+		w = &a->pidw[a->pidw_next];
+		a->pidw_next = (a->pidw_next + 1) % ATTRIB_PIDW_MAX;
+	}
+	pidw_drop(w);
+	w->pid = pid;
+	w->fd = fd;
+	w->start = start;
+}
+
 void attrib_get_stats(const attrib_t *a, struct attrib_stats *st)
 {
 	*st = a->st;
@@ -620,12 +706,17 @@ int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 	int pid = (int)o->tgid, err;
 	char key[20];
 
+	bool watched;
+
 	*out = NULL;
 	if (pid <= 0)
 		return -ENOENT;
-	err = read_stat(a, pid, NULL, &start);
-	if (err)
-		return err;
+	watched = a->pidw_on && pidw_start(a, pid, &start);
+	if (!watched) {
+		err = read_stat(a, pid, NULL, &start);
+		if (err)
+			return err;
+	}
 	if (pid_reused(a, o, start))
 		return -ESTALE;
 	/* The same pid with the same start time is the same process, and
@@ -639,6 +730,8 @@ int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 		/* the image may have become known since */
 		p->image = container_image(a, p->cgroup);
 		*out = p;
+		if (!watched && a->pidw_on)
+			pidw_add(a, pid, start);
 		return 0;
 	}
 	p = util_xcalloc(1, sizeof(*p));
@@ -664,6 +757,8 @@ int attrib_resolve(attrib_t *a, const struct egress_owner *o,
 	if (err)
 		goto fail;
 	cache_put(a, key, p);
+	if (!watched && a->pidw_on)
+		pidw_add(a, pid, start);
 	*out = p;
 	return 0;
 fail:
@@ -765,7 +860,11 @@ attrib_t *attrib_new(const struct attrib_opts *o)
 		a->cache_max = o->cache_max ? o->cache_max :
 					      ATTRIB_CACHE_MAX_DEFAULT;
 		a->cents = util_xcalloc(a->cache_max, sizeof(*a->cents));
+		a->pidw_on = strcmp(a->proc_root, "/proc") == 0 &&
+			     !o->no_pid_watch;
 	}
+	for (unsigned i = 0; i < ATTRIB_PIDW_MAX; i++)
+		a->pidw[i].fd = -1;
 	if (o->pin_dir) {
 		a->own_fds = true;
 		a->conn_fd =
@@ -808,6 +907,8 @@ void attrib_free(attrib_t *a)
 		close(a->diag_fd);
 	for (size_t i = 0; i < a->ncent; i++)
 		attrib_proc_free(a->cents[i].p);
+	for (unsigned i = 0; i < ATTRIB_PIDW_MAX; i++)
+		pidw_drop(&a->pidw[i]);
 	free(a->cents);
 	hmap_fini(&a->cache);
 	free(a->proc_root);

@@ -16,9 +16,12 @@
  *
  * The record cache keeps a validated record per (pid, /proc start time,
  * cgroup id of the entry) for a short time (ATTRIB_CACHE_TTL_MS): a hit
- * still reads /proc/PID/stat, so a reused pid (another start time) never
- * meets an earlier process's record, and an entry naming another cgroup
- * never hits (it is validated afresh).  Within the TTL, a changed cmdline
+ * still proves the pid's start time, so a reused pid (another start time)
+ * never meets an earlier process's record, and an entry naming another
+ * cgroup never hits (it is validated afresh).  The proof is a poll(2) of a
+ * pidfd kept for the ATTRIB_PIDW_MAX processes validated last (with the
+ * real /proc: the process has not exited, so its pid names it still),
+ * else a read of /proc/PID/stat.  Within the TTL, a changed cmdline
  * or exe of the same process is not seen yet.
  * The image of a container comes from the dockerimg cache, which never
  * waits for dockerd: a container not in it yet has no image this time.
@@ -46,6 +49,8 @@ struct dockerimg;
 /* Record cache defaults: how many processes, for how long. */
 #define ATTRIB_CACHE_MAX_DEFAULT 256
 #define ATTRIB_CACHE_TTL_MS_DEFAULT 1000
+/* pidfds kept per attrib_t (file descriptors: every thread has one). */
+#define ATTRIB_PIDW_MAX 32
 
 /* A connection as seen from the client's socket. */
 struct attrib_tuple {
@@ -103,6 +108,7 @@ struct attrib_opts {
 	size_t cache_max;
 	unsigned cache_ttl_ms;
 	bool no_cache;
+	bool no_pid_watch; /* always read /proc/PID/stat (tests, benches) */
 	/* Monotonic clock in seconds for the cache; NULL: util_mono_now
 	 * (tests set their own). */
 	double (*clock)(void);
@@ -110,6 +116,7 @@ struct attrib_opts {
 
 struct attrib_stats {
 	uint64_t cache_hits, cache_misses, diag_queries, diag_skipped;
+	uint64_t pid_watch_hits; /* start times proven by a pidfd */
 };
 
 typedef struct attrib attrib_t;

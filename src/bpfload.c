@@ -168,6 +168,8 @@ static int bl_open_one(struct bpfload *b, const struct bpfload_opts *o,
 	b->skel->rodata->cfg_block_ipv6 = !o->no_block_ipv6;
 	b->skel->rodata->cfg_block_raw = !o->no_block_raw;
 	b->skel->rodata->cfg_task_start = task_start;
+	b->skel->rodata->cfg_own_mark = o->own_mark & o->own_mask;
+	b->skel->rodata->cfg_own_mask = o->own_mask;
 	for (size_t i = 0; i < NPROGS; i++) {
 		struct bpf_program *p = bpf_object__find_program_by_name(
 			b->skel->obj, progs[i].prog);
@@ -194,6 +196,21 @@ static int bl_open_one(struct bpfload *b, const struct bpfload_opts *o,
 	return egress_bpf__load(b->skel);
 }
 
+/* bl_open_one, without the start-time read if the kernel refuses it. */
+static int bl_open_any(struct bpfload *b, const struct bpfload_opts *o)
+{
+	int err = bl_open_one(b, o, true);
+
+	if (err == -EPERM || err == -EINVAL || err == -EACCES) {
+		/* a kernel that does not give cgroup programs the current
+		 * task: load without the start-time read */
+		egress_bpf__destroy(b->skel);
+		b->skel = NULL;
+		err = bl_open_one(b, o, false);
+	}
+	return err;
+}
+
 int bpfload_open(const struct bpfload_opts *o, bpfload_t **out)
 {
 	struct bpfload *b;
@@ -208,13 +225,21 @@ int bpfload_open(const struct bpfload_opts *o, bpfload_t **out)
 	else if (cgroup_v2_mount())
 		b->cgroup = util_xstrdup(cgroup_v2_mount());
 	b->pin_dir = o->pin_dir ? util_xstrdup(o->pin_dir) : NULL;
-	err = bl_open_one(b, o, true);
-	if (err == -EPERM || err == -EINVAL || err == -EACCES) {
-		/* a kernel that does not give cgroup programs the current
-		 * task: load without the start-time read */
+	err = bl_open_any(b, o);
+	if ((err == -EPERM || err == -EINVAL || err == -EACCES) &&
+	    o->own_mask) {
+		/* a verifier that refuses reading a socket's mark: the
+		 * daemon's own sockets are recorded too, as before */
+		struct bpfload_opts all = *o;
+
+		all.own_mark = all.own_mask = 0;
 		egress_bpf__destroy(b->skel);
 		b->skel = NULL;
-		err = bl_open_one(b, o, false);
+		err = bl_open_any(b, &all);
+		if (err == 0)
+			bl_warnx(__func__, "this kernel refuses reading a "
+					   "socket's mark: the daemon's own "
+					   "sockets are recorded too");
 	}
 	if (err) {
 		bl_warnx(__func__, "cannot load the BPF object: %s",

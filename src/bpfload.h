@@ -12,6 +12,7 @@
 #define EGRESS_BPFLOAD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cdefs.h"
@@ -27,6 +28,9 @@ struct bpfload_opts {
 	bool no_attrib; /* leave the attribution programs out */
 	bool no_block_ipv6; /* leave connect6/sendmsg6 out */
 	bool no_block_raw; /* leave sock_create out */
+	/* Sockets whose mark & own_mask == own_mark (the daemon's own) are
+	 * not recorded for attribution; own_mask 0: every socket is. */
+	uint32_t own_mark, own_mask;
 };
 
 typedef struct bpfload bpfload_t;

@@ -31,7 +31,7 @@ static const char nf_usage[] =
 	"[--bridge PATTERN]...\n"
 	"                            [--intercept-loopback] [--dns-port N] "
 	"[--queue N]\n"
-	"                            [--mark-dns MARK] [--mark-udp MARK] "
+	"                            [--queues N] [--mark-dns MARK] [--mark-udp MARK] "
 	"[--allow-icmp]\n"
 	"                            [--exempt-uid UID|USER]\n"
 	"       egressctl nf script  [the same options]\n"
@@ -40,7 +40,7 @@ static const char nf_usage[] =
 	"defaults: --port 8080 --mark 0x10000000/0x10000000 --bridge docker0 "
 	"--bridge 'br-+'\n"
 	"          --dns-port 8053 --queue 1 --mark-dns 0x20000000 "
-	"--mark-udp 0x40000000\n"
+	"--mark-udp 0x40000000 --queues 1\n"
 	"          no exempt uid, ICMP queued (dropped without a consumer)\n";
 
 static const char *const nf_default_bridges[] = { "docker0", "br-+" };
@@ -131,6 +131,7 @@ static int nf_parse_opts(int argc, char **argv, struct nfrules_cfg *c,
 		{ "intercept-loopback", no_argument, NULL, 'L' },
 		{ "dns-port", required_argument, NULL, 'd' },
 		{ "queue", required_argument, NULL, 'q' },
+		{ "queues", required_argument, NULL, 'Q' },
 		{ "mark-dns", required_argument, NULL, 'D' },
 		{ "mark-udp", required_argument, NULL, 'u' },
 		{ "allow-icmp", no_argument, NULL, 'i' },
@@ -201,6 +202,15 @@ static int nf_parse_opts(int argc, char **argv, struct nfrules_cfg *c,
 				fprintf(err,
 					"egressctl nf: bad mark '%s' (a number, "
 					"e.g. 0x20000000)\n",
+					optarg);
+				return CTL_USAGE;
+			}
+			break;
+		case 'Q':
+			if (nf_parse_port(optarg, &c->queues) < 0 ||
+			    c->queues == 0) {
+				fprintf(err,
+					"egressctl nf: bad queue count '%s'\n",
 					optarg);
 				return CTL_USAGE;
 			}

@@ -206,10 +206,12 @@ void ctlookup_close(ctlookup_t *c)
 }
 
 /* One datagram from the kernel, waiting until deadline.  Returns its length
- * or a -errno. */
+ * or a -errno.  The kernel answers a GET while it handles the request, so
+ * the answer is usually queued already: poll only when it is not. */
 static ssize_t ct_recv(ctlookup_t *c, double deadline)
 {
 	int fd = mnl_socket_get_fd(c->nl);
+	bool wait = false;
 
 	for (;;) {
 		struct sockaddr_nl from;
@@ -226,12 +228,15 @@ static ssize_t ct_recv(ctlookup_t *c, double deadline)
 		if (left <= 0)
 			return -ETIMEDOUT;
 		/* rounded up: poll must not wake just before the deadline */
-		if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+		if (wait && poll(&pfd, 1, (int)(left * 1000) + 1) < 0 &&
+		    errno != EINTR)
 			return -errno;
 		n = recvmsg(fd, &msg, MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EAGAIN || errno == EINTR) {
+				wait = errno == EAGAIN;
 				continue;
+			}
 			return -errno;
 		}
 		if (msg.msg_flags & MSG_TRUNC)

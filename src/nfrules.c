@@ -319,17 +319,31 @@ static void nf_block_udp_verdicts(struct strbuf *sb,
  * itself was judged when the client's query to it was queued), and
  * loopback stays unqueued except DNS to a local stub resolver, as for TCP.
  */
+/* The NFQUEUE target's options: one queue, or a balanced range. */
+static const char *nf_queue_opts(const struct nfrules_cfg *c, char *buf,
+				 size_t n)
+{
+	if (c->queues > 1)
+		snprintf(buf, n, "--queue-balance %u:%u --queue-cpu-fanout",
+			 c->queue_num, c->queue_num + c->queues - 1u);
+	else
+		snprintf(buf, n, "--queue-num %u", c->queue_num);
+	return buf;
+}
+
 static void nf_block_udp_host(struct strbuf *sb, const struct nfrules_cfg *c,
 			      const char *chain)
 {
+	char q[64];
+
 	if (c->exempt_uid >= 0)
 		nf_rule(sb, chain, "-p udp -m owner --uid-owner %d -j RETURN",
 			c->exempt_uid);
 	if (!c->intercept_loopback) {
 		nf_rule(sb, chain,
-			"-d %s -p udp -m udp --dport %d -j NFQUEUE "
-			"--queue-num %u",
-			NF_LOOPBACK, NF_DNS_PORT, c->queue_num);
+			"-d %s -p udp -m udp --dport %d -j NFQUEUE %s",
+			NF_LOOPBACK, NF_DNS_PORT,
+			nf_queue_opts(c, q, sizeof(q)));
 		nf_rule(sb, chain, "-d %s -j RETURN", NF_LOOPBACK);
 	}
 }
@@ -347,12 +361,15 @@ static void nf_block_udp_host(struct strbuf *sb, const struct nfrules_cfg *c,
 static void nf_block_queue(struct strbuf *sb, const struct nfrules_cfg *c,
 			   const char *chain)
 {
-	nf_rule(sb, chain, "-p udp -j NFQUEUE --queue-num %u", c->queue_num);
+	char q[64];
+
+	nf_queue_opts(c, q, sizeof(q));
+	nf_rule(sb, chain, "-p udp -j NFQUEUE %s", q);
 	if (c->allow_icmp)
 		nf_rule(sb, chain, "-p icmp -j RETURN");
 	nf_rule(sb, chain, "-p igmp -j RETURN");
 	nf_rule(sb, chain, "-m conntrack --ctstate RELATED -j RETURN");
-	nf_rule(sb, chain, "-j NFQUEUE --queue-num %u", c->queue_num);
+	nf_rule(sb, chain, "-j NFQUEUE %s", q);
 }
 
 /*
@@ -548,6 +565,11 @@ static int nf_check_cfg(const struct nfrules_cfg *c, char **err)
 	}
 	if (c->dns_port == 0) {
 		nf_seterr(err, "DNS port must not be 0");
+		return -1;
+	}
+	if (c->queues > 1 && (unsigned)c->queue_num + c->queues - 1u > 65535) {
+		nf_seterr(err, "queues %u to %u: past queue 65535",
+			  c->queue_num, c->queue_num + c->queues - 1u);
 		return -1;
 	}
 	if (nf_check_marks(c, err) < 0)

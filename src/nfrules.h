@@ -21,8 +21,8 @@
  *
  * UDP and other IPv4 protocols: mangle OUTPUT and mangle PREROUTING -i
  * <bridge> send the first packet of every UDP flow, and every packet of
- * any protocol other than TCP and UDP, to NFQUEUE queue_num, without
- * --queue-bypass: with no consumer bound, those packets are dropped (fail
+ * any protocol other than TCP and UDP, to NFQUEUE queue_num (or balanced
+ * over queues queue_num.., see queues), without --queue-bypass: with no consumer bound, those packets are dropped (fail
  * closed).  The consumer answers NF_REPEAT after setting mark_dns (a DNS
  * query: nat REDIRECTs it to dns_port) or mark_udp (an allowed flow: saved
  * to the connmark, so the flow's later packets skip the queue).  Replies
@@ -64,7 +64,12 @@ struct nfrules_cfg {
 	const char *const *bridges; /* interface patterns, e.g. "br-+" */
 	size_t nbridges;
 	uint16_t dns_port; /* UDP REDIRECT target of DNS-marked packets */
-	uint16_t queue_num; /* NFQUEUE number */
+	uint16_t queue_num; /* NFQUEUE number (the first one) */
+	/* How many queues from queue_num on (0 means 1): more than one is
+	 * --queue-balance queue_num:queue_num+queues-1 --queue-cpu-fanout,
+	 * the packet going to queue_num + (the CPU handling it) % queues,
+	 * one consumer thread each. */
+	uint16_t queues;
 	uint32_t mark_dns; /* set by the consumer on DNS queries */
 	uint32_t mark_udp; /* set by the consumer on allowed UDP flows */
 	bool intercept_loopback;

@@ -1,21 +1,26 @@
 /*
  * udpd.c - the NFQUEUE consumer and the UDP DNS proxy (see udpd.h).
  *
- * One thread owns everything here: the event_base, the queue, the DNS
- * socket, the pending queries, the queue's records and an attrib_t, so
- * nothing needs a lock except the shared counters (relaxed atomics), the
- * policy (polref) and the DNS cache (its own mutex).
+ * Each of the UDP threads owns its event_base, its queue (queue_num + i),
+ * its DNS socket (SO_REUSEPORT, picked by CPU like the queue: see
+ * udpd_reuseport_cpu), its pending queries, its conntrack socket and its
+ * attrib_t.  What they share: the queue's records (a query may be queued
+ * by one thread and reach another thread's DNS socket; one mutex), the
+ * counters (relaxed atomics), the policy (polref) and the DNS cache (its
+ * own mutex).
  */
 #include "udpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <linux/filter.h>
 #include <linux/netfilter.h>
 #include <net/if.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +50,8 @@
 	atomic_fetch_add_explicit(&(u)->sh->stats.f, 1, memory_order_relaxed)
 #define UDPD_DEC(u, f) \
 	atomic_fetch_sub_explicit(&(u)->sh->stats.f, 1, memory_order_relaxed)
-#define UDPD_SET(u, f, v) \
-	atomic_store_explicit(&(u)->sh->stats.f, (v), memory_order_relaxed)
+#define UDPD_ADD(u, f, v) \
+	atomic_fetch_add_explicit(&(u)->sh->stats.f, (v), memory_order_relaxed)
 
 /* A DNS query seen by the queue consumer, before its REDIRECT. */
 struct udpd_rec {
@@ -60,7 +65,7 @@ struct udpd_rec {
 
 /* A query waiting for its resolver. */
 struct udpd_q {
-	struct udpd *u;
+	struct udpd_thr *u;
 	struct udpd_q *prev, *next;
 	int fd; /* connected to the resolver, carrying our mark */
 	struct event *ev; /* reply or timeout */
@@ -75,34 +80,53 @@ struct udpd_q {
 	struct dnsj_query q;
 };
 
-struct udpd {
+/* The queue's records of every thread, in the order they came. */
+struct udpd_recs {
+	pthread_mutex_t lock;
+	struct hmap map; /* key -> struct udpd_rec */
+	struct udpd_rec ring[UDPD_REC_MAX];
+	size_t next;
+};
+
+/* One UDP thread. */
+struct udpd_thr {
 	struct udpd_shared *sh;
+	struct udpd_recs *recs; /* the udpd's */
+	unsigned idx;
 	struct event_base *base;
 	pthread_t thread;
 	bool thread_started;
-	int stop_fd; /* eventfd: the stop request */
 	struct event *stop_ev;
 	nfqueue_t *nfq;
 	ctlookup_t *ct;
 	attrib_t *attrib;
+	struct attrib_stats ast; /* attrib's counters already added */
 	int dns_fd;
 	struct event *dns_ev;
 	struct udpd_q *pending;
-	struct hmap recs; /* key -> struct udpd_rec */
-	struct udpd_rec ring[UDPD_REC_MAX];
-	size_t ring_next;
 	unsigned lo_ifindex; /* loopback's, 0 if unknown (never foreign) */
+	int cpu; /* the CPU it is pinned to, -1 if none */
+	atomic_ulong queued, queries; /* this thread's share */
 	uint8_t buf[UDPD_REPLY_MAX + 1];
+};
+
+struct udpd {
+	struct udpd_shared *sh;
+	int stop_fd; /* eventfd: the stop request, seen by every thread */
+	struct udpd_recs recs;
+	unsigned nthr;
+	struct udpd_thr **thr;
 };
 
 /* Did a packet that came in on ifindex (0: sent here) come from another
  * netns? */
-static bool udpd_foreign(const struct udpd *u, unsigned ifindex)
+static bool udpd_foreign(const struct udpd_thr *u, unsigned ifindex)
 {
 	return u->lo_ifindex && ifindex && ifindex != u->lo_ifindex;
 }
 
-static bool udpd_pkt_foreign(const struct udpd *u, const struct nfqueue_pkt *p)
+static bool udpd_pkt_foreign(const struct udpd_thr *u,
+			     const struct nfqueue_pkt *p)
 {
 	return p->hook == NF_INET_PRE_ROUTING && udpd_foreign(u, p->indev);
 }
@@ -115,7 +139,7 @@ static bool udpd_pkt_foreign(const struct udpd *u, const struct nfqueue_pkt *p)
  * looks in ours, cannot find its socket.  Locally sent packets, also those
  * to a bridge address, come in on loopback or through LOCAL_OUT.
  */
-static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,
+static struct attrib_proc *udpd_attrib(struct udpd_thr *u, uint32_t saddr,
 				       uint32_t daddr, uint16_t sport,
 				       uint16_t dport, bool foreign)
 {
@@ -132,10 +156,14 @@ static struct attrib_proc *udpd_attrib(struct udpd *u, uint32_t saddr,
 	if (!u->attrib)
 		return NULL;
 	rc = attrib_lookup(u->attrib, &t, &pr, NULL);
+	/* every thread's attrib_t counts its own: add what is new */
 	attrib_get_stats(u->attrib, &st);
-	UDPD_SET(u, attrib_cache_hits, st.cache_hits);
-	UDPD_SET(u, attrib_diag_queries, st.diag_queries);
-	UDPD_SET(u, attrib_diag_skipped, st.diag_skipped);
+	UDPD_ADD(u, attrib_cache_hits, st.cache_hits - u->ast.cache_hits);
+	UDPD_ADD(u, attrib_diag_queries, st.diag_queries - u->ast.diag_queries);
+	UDPD_ADD(u, attrib_diag_skipped, st.diag_skipped - u->ast.diag_skipped);
+	UDPD_ADD(u, attrib_pid_watch_hits,
+		 st.pid_watch_hits - u->ast.pid_watch_hits);
+	u->ast = st;
 	if (rc < 0) {
 		UDPD_INC(u, attrib_misses);
 		return NULL;
@@ -155,7 +183,7 @@ static void udpd_rec_key(char key[8], uint32_t saddr, uint16_t sport,
 	key[7] = (char)id;
 }
 
-static void udpd_rec_add(struct udpd *u, uint32_t saddr, uint16_t sport,
+static void udpd_rec_add(struct udpd_recs *rs, uint32_t saddr, uint16_t sport,
 			 uint16_t id, uint32_t daddr, uint16_t dport)
 {
 	double now = util_mono_now();
@@ -164,7 +192,8 @@ static void udpd_rec_add(struct udpd *u, uint32_t saddr, uint16_t sport,
 	char key[8];
 
 	udpd_rec_key(key, saddr, sport, id);
-	r = hmap_get(&u->recs, key, sizeof(key));
+	pthread_mutex_lock(&rs->lock);
+	r = hmap_get(&rs->map, key, sizeof(key));
 	if (r) {
 		bool live = now - r->t <= UDPD_REC_TTL_S;
 
@@ -176,23 +205,24 @@ static void udpd_rec_add(struct udpd *u, uint32_t saddr, uint16_t sport,
 	} else {
 		/* The ring holds records in the order they came: the oldest
 		 * one makes room, and the map forgets it. */
-		r = &u->ring[u->ring_next];
-		u->ring_next = (u->ring_next + 1) % UDPD_REC_MAX;
+		r = &rs->ring[rs->next];
+		rs->next = (rs->next + 1) % UDPD_REC_MAX;
 		if (r->live)
-			hmap_del(&u->recs, r->key, sizeof(r->key));
+			hmap_del(&rs->map, r->key, sizeof(r->key));
 		memcpy(r->key, key, sizeof(key));
 		r->ambiguous = false;
 		r->live = true;
-		*hmap_slot(&u->recs, key, sizeof(key), &created) = r;
+		*hmap_slot(&rs->map, key, sizeof(key), &created) = r;
 	}
 	r->dst.s_addr = daddr;
 	r->dport = dport;
 	r->t = now;
+	pthread_mutex_unlock(&rs->lock);
 }
 
 /* Takes the record of a query: 0 with the resolver, -1 if there is none
  * usable (missing, expired or ambiguous). */
-static int udpd_rec_take(struct udpd *u, uint32_t saddr, uint16_t sport,
+static int udpd_rec_take(struct udpd_recs *rs, uint32_t saddr, uint16_t sport,
 			 uint16_t id, struct in_addr *dst, uint16_t *dport)
 {
 	struct udpd_rec *r;
@@ -200,15 +230,17 @@ static int udpd_rec_take(struct udpd *u, uint32_t saddr, uint16_t sport,
 	int rc = -1;
 
 	udpd_rec_key(key, saddr, sport, id);
-	r = hmap_del(&u->recs, key, sizeof(key));
-	if (!r)
-		return -1;
-	r->live = false;
-	if (!r->ambiguous && util_mono_now() - r->t <= UDPD_REC_TTL_S) {
-		*dst = r->dst;
-		*dport = r->dport;
-		rc = 0;
+	pthread_mutex_lock(&rs->lock);
+	r = hmap_del(&rs->map, key, sizeof(key));
+	if (r) {
+		r->live = false;
+		if (!r->ambiguous && util_mono_now() - r->t <= UDPD_REC_TTL_S) {
+			*dst = r->dst;
+			*dport = r->dport;
+			rc = 0;
+		}
 	}
+	pthread_mutex_unlock(&rs->lock);
 	return rc;
 }
 
@@ -224,7 +256,7 @@ static void udpd_verdict(nfqueue_t *q, const struct nfqueue_pkt *p, int verdict,
 			p->id);
 }
 
-static void udpd_other_proto(struct udpd *u, nfqueue_t *q,
+static void udpd_other_proto(struct udpd_thr *u, nfqueue_t *q,
 			     const struct nfqueue_pkt *p,
 			     const struct iphdr *ip)
 {
@@ -242,8 +274,9 @@ static void udpd_other_proto(struct udpd *u, nfqueue_t *q,
 	udpd_verdict(q, p, audit ? NF_ACCEPT : NF_DROP, 0);
 }
 
-static void udpd_log_udp(struct udpd *u, const struct iphdr *ip, uint16_t sport,
-			 uint16_t dport, const struct attrib_proc *pr,
+static void udpd_log_udp(struct udpd_thr *u, const struct iphdr *ip,
+			 uint16_t sport, uint16_t dport,
+			 const struct attrib_proc *pr,
 			 const struct policy_decision *d, const char *error)
 {
 	char dst[INET_ADDRSTRLEN];
@@ -259,7 +292,7 @@ static void udpd_log_udp(struct udpd *u, const struct iphdr *ip, uint16_t sport,
 	procinfo_log_end(u->sh->dns.log, &r, pr, sport);
 }
 
-static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
+static void udpd_judge_udp(struct udpd_thr *u, nfqueue_t *q,
 			   const struct nfqueue_pkt *p, const struct iphdr *ip,
 			   uint16_t sport, uint16_t dport)
 {
@@ -290,7 +323,7 @@ static void udpd_judge_udp(struct udpd *u, nfqueue_t *q,
 	}
 }
 
-static void udpd_not_dns(struct udpd *u, nfqueue_t *q,
+static void udpd_not_dns(struct udpd_thr *u, nfqueue_t *q,
 			 const struct nfqueue_pkt *p, const struct iphdr *ip,
 			 uint16_t sport, uint16_t dport)
 {
@@ -309,7 +342,7 @@ static void udpd_not_dns(struct udpd *u, nfqueue_t *q,
 
 static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 {
-	struct udpd *u = arg;
+	struct udpd_thr *u = arg;
 	const struct iphdr *ip = (const struct iphdr *)p->data;
 	const struct udphdr *uh;
 	struct dnsmsg m;
@@ -317,6 +350,7 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 	uint16_t sport, dport;
 
 	UDPD_INC(u, queued);
+	atomic_fetch_add_explicit(&u->queued, 1, memory_order_relaxed);
 	if (p->len < sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
 	    (size_t)ip->ihl * 4 > p->len) {
 		UDPD_INC(u, malformed);
@@ -352,7 +386,7 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 		udpd_not_dns(u, q, p, ip, sport, dport);
 		return;
 	}
-	udpd_rec_add(u, ip->saddr, sport, m.hdr.id, ip->daddr, dport);
+	udpd_rec_add(u->recs, ip->saddr, sport, m.hdr.id, ip->daddr, dport);
 	UDPD_INC(u, dns_marked);
 	udpd_verdict(q, p, NF_REPEAT, u->sh->mark_dns);
 }
@@ -361,7 +395,8 @@ static void udpd_packet(void *arg, nfqueue_t *q, const struct nfqueue_pkt *p)
 
 /* Sends msg to the client from the address its query reached, so that
  * conntrack maps the reply back to the resolver it asked. */
-static void udpd_send_client(struct udpd *u, const struct sockaddr_in *client,
+static void udpd_send_client(struct udpd_thr *u,
+			     const struct sockaddr_in *client,
 			     struct in_addr local, const void *msg, size_t len)
 {
 	char cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))];
@@ -390,7 +425,8 @@ static void udpd_send_client(struct udpd *u, const struct sockaddr_in *client,
 			strerror(errno));
 }
 
-static void udpd_reply_rcode(struct udpd *u, const struct sockaddr_in *client,
+static void udpd_reply_rcode(struct udpd_thr *u,
+			     const struct sockaddr_in *client,
 			     struct in_addr local, const void *query,
 			     size_t qlen, unsigned rcode)
 {
@@ -403,7 +439,7 @@ static void udpd_reply_rcode(struct udpd *u, const struct sockaddr_in *client,
 
 static void udpd_q_free(struct udpd_q *pq)
 {
-	struct udpd *u = pq->u;
+	struct udpd_thr *u = pq->u;
 
 	if (pq->prev)
 		pq->prev->next = pq->next;
@@ -424,7 +460,7 @@ static void udpd_q_free(struct udpd_q *pq)
 
 static void udpd_q_servfail(struct udpd_q *pq, const char *why)
 {
-	struct udpd *u = pq->u;
+	struct udpd_thr *u = pq->u;
 
 	UDPD_INC(u, dns_servfail);
 	if (getenv("EGRESSD_DEBUG"))
@@ -438,7 +474,7 @@ static void udpd_q_servfail(struct udpd_q *pq, const char *why)
 static void udpd_up_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct udpd_q *pq = arg;
-	struct udpd *u = pq->u;
+	struct udpd_thr *u = pq->u;
 	ssize_t n;
 
 	if ((what & EV_TIMEOUT) || util_mono_now() >= pq->deadline) {
@@ -477,8 +513,8 @@ static void udpd_up_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- DNS proxy: queries --------------------------------------------------- */
 
-static int udpd_forward(struct udpd *u, struct udpd_q *pq, struct in_addr dst,
-			uint16_t dport)
+static int udpd_forward(struct udpd_thr *u, struct udpd_q *pq,
+			struct in_addr dst, uint16_t dport)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_addr = dst,
@@ -518,7 +554,7 @@ static int udpd_forward(struct udpd *u, struct udpd_q *pq, struct in_addr dst,
 
 /* The resolver the client asked, or -1 if it is unknown; 1 if the query
  * was not redirected at all (sent to the DNS port directly). */
-static int udpd_orig_dst(struct udpd *u, const struct sockaddr_in *client,
+static int udpd_orig_dst(struct udpd_thr *u, const struct sockaddr_in *client,
 			 struct in_addr local, uint16_t id, struct in_addr *dst,
 			 uint16_t *dport)
 {
@@ -528,7 +564,7 @@ static int udpd_orig_dst(struct udpd *u, const struct sockaddr_in *client,
 	bool natted = false;
 	int rc, have_rec;
 
-	have_rec = udpd_rec_take(u, client->sin_addr.s_addr,
+	have_rec = udpd_rec_take(u->recs, client->sin_addr.s_addr,
 				 ntohs(client->sin_port), id, &rdst, &rport);
 	rc = u->ct ? ctlookup_orig(u->ct, IPPROTO_UDP, local, u->sh->dns_port,
 				   client->sin_addr, ntohs(client->sin_port),
@@ -551,7 +587,7 @@ static int udpd_orig_dst(struct udpd *u, const struct sockaddr_in *client,
 	return -1;
 }
 
-static void udpd_query(struct udpd *u, const uint8_t *msg, size_t len,
+static void udpd_query(struct udpd_thr *u, const uint8_t *msg, size_t len,
 		       const struct sockaddr_in *client, struct in_addr local,
 		       bool foreign)
 {
@@ -562,6 +598,7 @@ static void udpd_query(struct udpd *u, const uint8_t *msg, size_t len,
 	int where;
 
 	UDPD_INC(u, dns_queries);
+	atomic_fetch_add_explicit(&u->queries, 1, memory_order_relaxed);
 	pq = util_xcalloc(1, sizeof(*pq));
 	pq->u = u;
 	pq->fd = -1;
@@ -634,7 +671,7 @@ static void udpd_query(struct udpd *u, const uint8_t *msg, size_t len,
 
 static void udpd_dns_cb(evutil_socket_t fd, short what UNUSED, void *arg)
 {
-	struct udpd *u = arg;
+	struct udpd_thr *u = arg;
 
 	for (int i = 0; i < UDPD_READ_ROUNDS; i++) {
 		char cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))];
@@ -679,25 +716,26 @@ static void udpd_dns_cb(evutil_socket_t fd, short what UNUSED, void *arg)
 	}
 }
 
-/* ---- thread and setup ------------------------------------------------------ */
+/* ---- threads and setup ---------------------------------------------------- */
 
 static void udpd_stop_cb(evutil_socket_t fd UNUSED, short what UNUSED,
 			 void *arg)
 {
-	struct udpd *u = arg;
+	struct udpd_thr *u = arg;
 
 	event_base_loopbreak(u->base);
 }
 
 static void *udpd_main(void *arg)
 {
-	struct udpd *u = arg;
+	struct udpd_thr *u = arg;
 
 	event_base_dispatch(u->base);
 	return NULL;
 }
 
-static int udpd_dns_socket(struct udpd_shared *sh)
+/* reuseport: one of several threads' sockets on the same port. */
+static int udpd_dns_socket(struct udpd_shared *sh, bool reuseport)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_port = htons(sh->dns_port),
@@ -713,6 +751,8 @@ static int udpd_dns_socket(struct udpd_shared *sh)
 		       sizeof(sh->own_mark)) < 0 ||
 	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (reuseport &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 
@@ -724,8 +764,53 @@ static int udpd_dns_socket(struct udpd_shared *sh)
 	return fd;
 }
 
-static void udpd_free(struct udpd *u)
+/*
+ * Several threads: the rules queue a packet to queue_num + (the CPU it is
+ * handled on) % n (--queue-cpu-fanout), and this program picks, among the
+ * n DNS sockets (index = the order they were bound), socket (the CPU the
+ * redirected query is delivered on) % n.  A verdict re-injects the packet
+ * on the thread's own CPU, so a thread pinned to a CPU c with c % n equal
+ * to its index receives the queries it has just let through: no other
+ * thread is woken.  Without the pinning it is still correct (the records
+ * are shared), only slower.
+ */
+static int udpd_reuseport_cpu(int fd, unsigned n)
 {
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+			  sizeof(prog));
+}
+
+/* Pins thread t to an allowed CPU c with c % n == idx; the CPU,
+ * or -1 if there is none (a restricted cpuset) or pinning fails. */
+static int udpd_pin_thread(pthread_t t, unsigned idx, unsigned n)
+{
+	cpu_set_t allowed, one;
+
+	if (n < 2 || sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return -1;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &allowed) || (unsigned)c % n != idx)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (pthread_setaffinity_np(t, sizeof(one), &one) == 0)
+			return c;
+		return -1;
+	}
+	return -1;
+}
+
+static void udpd_thr_free(struct udpd_thr *u)
+{
+	if (!u)
+		return;
 	while (u->pending)
 		udpd_q_servfail(u->pending, "shutting down");
 	if (u->dns_ev)
@@ -738,22 +823,26 @@ static void udpd_free(struct udpd *u)
 		ctlookup_close(u->ct);
 	if (u->stop_ev)
 		event_free(u->stop_ev);
-	if (u->stop_fd >= 0)
-		close(u->stop_fd);
 	attrib_free(u->attrib);
-	hmap_fini(&u->recs);
 	if (u->base)
 		event_base_free(u->base);
 	free(u);
 }
 
-int udpd_start(struct udpd_shared *sh, struct udpd **out)
+/* Thread idx's loop, sockets and queue, not yet running; NULL (said on
+ * stderr) on failure. */
+static struct udpd_thr *udpd_thr_open(struct udpd *d, unsigned idx)
 {
-	struct udpd *u = util_xcalloc(1, sizeof(*u));
+	struct udpd_shared *sh = d->sh;
+	struct udpd_thr *u = util_xcalloc(1, sizeof(*u));
+	uint16_t qnum = (uint16_t)(sh->queue_num + idx);
 	char *err = NULL;
 
 	u->sh = sh;
-	u->dns_fd = u->stop_fd = -1;
+	u->recs = &d->recs;
+	u->idx = idx;
+	u->dns_fd = -1;
+	u->cpu = -1;
 	u->lo_ifindex = if_nametoindex("lo");
 	u->base = event_base_new();
 	if (!u->base)
@@ -768,49 +857,120 @@ int udpd_start(struct udpd_shared *sh, struct udpd **out)
 		fprintf(stderr, "egressd: conntrack: %s\n", err ? err : "?");
 		goto fail;
 	}
-	u->dns_fd = udpd_dns_socket(sh);
+	u->dns_fd = udpd_dns_socket(sh, d->nthr > 1);
 	if (u->dns_fd < 0) {
 		fprintf(stderr, "egressd: DNS port %u: %s\n", sh->dns_port,
 			strerror(errno));
 		goto fail;
 	}
+	/* the group's program, attached once all of it is bound */
+	if (d->nthr > 1 && idx == d->nthr - 1 &&
+	    udpd_reuseport_cpu(u->dns_fd, d->nthr) < 0) {
+		fprintf(stderr, "egressd: DNS sockets by CPU: %s\n",
+			strerror(errno));
+		goto fail;
+	}
 	u->dns_ev = event_new(u->base, u->dns_fd, EV_READ | EV_PERSIST,
 			      udpd_dns_cb, u);
-	u->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (u->stop_fd >= 0)
-		u->stop_ev = event_new(u->base, u->stop_fd, EV_READ,
-				       udpd_stop_cb, u);
+	u->stop_ev = event_new(u->base, d->stop_fd, EV_READ, udpd_stop_cb, u);
 	if (!u->dns_ev || !u->stop_ev || event_add(u->dns_ev, NULL) < 0 ||
 	    event_add(u->stop_ev, NULL) < 0)
 		goto fail;
-	u->nfq = nfqueue_open(u->base, sh->queue_num, udpd_packet, u, &err);
+	u->nfq = nfqueue_open(u->base, qnum, udpd_packet, u, &err);
 	if (!u->nfq) {
-		fprintf(stderr, "egressd: queue %u: %s\n", sh->queue_num,
+		fprintf(stderr, "egressd: queue %u: %s\n", qnum,
 			err ? err : "?");
 		goto fail;
 	}
-	if (pthread_create(&u->thread, NULL, udpd_main, u) != 0)
-		goto fail;
-	u->thread_started = true;
-	*out = u;
-	return 0;
+	return u;
 fail:
 	free(err);
-	udpd_free(u);
+	udpd_thr_free(u);
+	return NULL;
+}
+
+static void udpd_free(struct udpd *d)
+{
+	for (unsigned i = 0; i < d->nthr; i++)
+		udpd_thr_free(d->thr[i]);
+	free(d->thr);
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
+	hmap_fini(&d->recs.map);
+	pthread_mutex_destroy(&d->recs.lock);
+	free(d);
+}
+
+int udpd_start(struct udpd_shared *sh, struct udpd **out)
+{
+	struct udpd *d = util_xcalloc(1, sizeof(*d));
+	unsigned n = sh->threads ? sh->threads : 1;
+
+	if ((unsigned)sh->queue_num + n - 1 > UINT16_MAX) {
+		fprintf(stderr, "egressd: queues %u to %u: past queue %u\n",
+			sh->queue_num, sh->queue_num + n - 1, UINT16_MAX);
+		free(d);
+		return -1;
+	}
+	d->sh = sh;
+	pthread_mutex_init(&d->recs.lock, NULL);
+	d->nthr = n;
+	d->thr = util_xcalloc(n, sizeof(*d->thr));
+	d->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->stop_fd < 0)
+		goto fail;
+	/* Every queue bound and every socket open before any thread runs:
+	 * a failure leaves nothing running. */
+	for (unsigned i = 0; i < n; i++) {
+		d->thr[i] = udpd_thr_open(d, i);
+		if (!d->thr[i])
+			goto fail;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&d->thr[i]->thread, NULL, udpd_main,
+				   d->thr[i]) != 0) {
+			udpd_stop(d);
+			return -1;
+		}
+		d->thr[i]->thread_started = true;
+	}
+	for (unsigned i = 0; i < n; i++)
+		d->thr[i]->cpu = udpd_pin_thread(d->thr[i]->thread, i, n);
+	*out = d;
+	return 0;
+fail:
+	udpd_free(d);
 	return -1;
 }
 
-void udpd_stop(struct udpd *u)
+void udpd_stop(struct udpd *d)
 {
 	uint64_t one = 1;
 
-	if (!u)
+	if (!d)
 		return;
-	if (u->thread_started) {
-		if (write(u->stop_fd, &one, sizeof(one)) < 0)
-			fprintf(stderr, "egressd: udp: stop: %s\n",
-				strerror(errno));
-		pthread_join(u->thread, NULL);
-	}
-	udpd_free(u);
+	/* The eventfd stays readable: each thread's one-shot event sees
+	 * it. */
+	if (write(d->stop_fd, &one, sizeof(one)) < 0)
+		fprintf(stderr, "egressd: udp: stop: %s\n", strerror(errno));
+	for (unsigned i = 0; i < d->nthr; i++)
+		if (d->thr[i] && d->thr[i]->thread_started)
+			pthread_join(d->thr[i]->thread, NULL);
+	udpd_free(d);
+}
+
+unsigned udpd_threads(const struct udpd *d)
+{
+	return d->nthr;
+}
+
+void udpd_thread_stats(const struct udpd *d, unsigned i,
+		       struct udpd_thread_stats *st)
+{
+	const struct udpd_thr *u = d->thr[i];
+
+	st->queue = (uint16_t)(d->sh->queue_num + i);
+	st->cpu = u->cpu;
+	st->queued = atomic_load_explicit(&u->queued, memory_order_relaxed);
+	st->queries = atomic_load_explicit(&u->queries, memory_order_relaxed);
 }

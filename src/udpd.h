@@ -1,6 +1,15 @@
 /*
  * udpd.h - the daemon's UDP side: the NFQUEUE consumer and the DNS proxy,
- * on one thread with its own event_base and attribution handle.
+ * on `threads` threads, each with its own event_base, queue (queue_num +
+ * i), DNS socket (SO_REUSEPORT on the same port), conntrack socket and
+ * attribution handle.  With several, the rules pick the queue by the CPU
+ * a packet is handled on (--queue-cpu-fanout: queue_num + cpu % n), a
+ * classic BPF program picks the DNS socket the same way, and thread i is
+ * pinned to a CPU c with c % n == i (if the process may run there): the
+ * verdict re-injects a query on the thread's own CPU, so the same thread
+ * receives it.  Nothing depends on that for correctness: a query may be
+ * queued by one thread and proxied by another, the queue's records are one
+ * table for all of them.
  *
  * Queue consumer (SPEC §3, reference 2.6, 4.3): every queued packet gets
  * exactly one verdict.
@@ -63,16 +72,17 @@ struct udpd_stats {
 	atomic_ulong dns_via_record; /* resolver from the queue's record */
 	atomic_ulong dns_pending;
 	atomic_ulong attrib_misses;
-	/* the attrib_t's own counters, copied after each lookup */
+	/* the attrib_t's own counters, every thread's added up */
 	atomic_ulong attrib_cache_hits, attrib_diag_queries,
-		attrib_diag_skipped;
+		attrib_diag_skipped, attrib_pid_watch_hits;
 };
 
 struct udpd_shared {
 	struct dnsj_env dns; /* policy, cache, audit, log */
 	struct attrib_opts attrib; /* as the proxy's */
 	uint16_t dns_port;
-	uint16_t queue_num;
+	uint16_t queue_num; /* the first thread's; thread i has queue_num + i */
+	unsigned threads; /* UDP threads (0 means 1) */
 	uint32_t own_mark; /* SO_MARK of our upstream and reply sockets */
 	uint32_t mark_dns, mark_udp; /* bits the consumer sets */
 	unsigned timeout_ms; /* upstream DNS reply wait */
@@ -87,7 +97,21 @@ struct udpd;
  * thread.  sh must outlive the udpd.
  */
 int udpd_start(struct udpd_shared *sh, struct udpd **out) NONNULL(1, 2) WUNRES;
-/* Stops the thread; queries still waiting get SERVFAIL; frees u. */
+/* Stops the threads; queries still waiting get SERVFAIL; frees u. */
 void udpd_stop(struct udpd *u);
+/* How many threads run. */
+unsigned udpd_threads(const struct udpd *u) NONNULL(1);
+
+/* One thread's share (the totals are in udpd_shared.stats). */
+struct udpd_thread_stats {
+	uint16_t queue;
+	int cpu; /* pinned to, -1: not pinned */
+	unsigned long queued; /* packets its queue delivered */
+	unsigned long queries; /* queries its DNS socket received */
+};
+
+/* Thread i's share, i < udpd_threads(u); any thread may ask. */
+void udpd_thread_stats(const struct udpd *u, unsigned i,
+		       struct udpd_thread_stats *st) NONNULL(1, 3);
 
 #endif /* EGRESS_UDPD_H */

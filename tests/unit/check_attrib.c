@@ -363,6 +363,56 @@ START_TEST(test_lookup_ok)
 }
 END_TEST
 
+/*
+ * A cache hit proves the pid by the pidfd kept since the first lookup
+ * instead of reading /proc; once the process has exited, the watch is
+ * dropped and the lookup fails: it never answers from the record.
+ */
+START_TEST(test_pid_watch)
+{
+	pid_t pid = spawn_sleeper();
+	struct egress_owner o = owner_of(pid);
+	struct attrib_opts ao = { .conn_map_fd = conn_fd,
+				  .cookie_map_fd = cookie_fd,
+				  .no_diag = true,
+				  .cache_ttl_ms = 3600000 };
+	struct attrib_proc *p;
+	struct attrib_stats st;
+	attrib_t *a, *plain;
+
+	a = attrib_new(&ao);
+	ao.no_pid_watch = true;
+	plain = attrib_new(&ao);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(plain);
+	put(&tcp_tuple, &o);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(attrib_lookup(a, &tcp_tuple, &p, NULL), 0);
+		ck_assert_int_eq(p->pid, pid);
+		ck_assert_str_eq(p->cmdline[0], "sleep");
+		attrib_proc_free(p);
+		ck_assert_int_eq(attrib_lookup(plain, &tcp_tuple, &p, NULL), 0);
+		ck_assert_int_eq(p->pid, pid);
+		attrib_proc_free(p);
+	}
+	attrib_get_stats(a, &st);
+	ck_assert_uint_eq(st.cache_hits, 2);
+	ck_assert_uint_eq(st.pid_watch_hits, 2);
+	attrib_get_stats(plain, &st);
+	ck_assert_uint_eq(st.cache_hits, 2);
+	ck_assert_uint_eq(st.pid_watch_hits, 0);
+	reap(pid);
+	p = NULL;
+	ck_assert_int_eq(attrib_lookup(a, &tcp_tuple, &p, NULL), -ESRCH);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(attrib_lookup(plain, &tcp_tuple, &p, NULL), -ESRCH);
+	attrib_get_stats(a, &st);
+	ck_assert_uint_eq(st.pid_watch_hits, 2);
+	attrib_free(a);
+	attrib_free(plain);
+}
+END_TEST
+
 /* Each row breaks one property of a valid entry; all must be refused. */
 static const struct {
 	const char *name;
@@ -922,6 +972,7 @@ Suite *attrib_suite(void)
 	tc = tcase_create("guards");
 	tcase_add_checked_fixture(tc, maps_setup, maps_teardown);
 	tcase_add_test(tc, test_lookup_ok);
+	tcase_add_test(tc, test_pid_watch);
 	tcase_add_loop_test(tc, test_lookup_refused, 0,
 			    ARRAY_SIZE(guard_cases));
 	tcase_add_test(tc, test_lookup_wildcard);

@@ -1217,6 +1217,30 @@ START_TEST(test_ctl_script_udp)
 	ck_assert_ptr_null(strstr(r.out, "0x20000000"));
 	tu_run_fini(&r);
 
+	/* several queues: every NFQUEUE rule balances over all of them */
+	tu_run(&r, ctl_nf,
+	       ARGV("nf", "script", "--queue", "7", "--queues", "3"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_int_eq(
+		count_str(r.out,
+			  "-j NFQUEUE --queue-balance 7:9 --queue-cpu-fanout\n"),
+		5);
+	ck_assert_ptr_null(strstr(r.out, "--queue-num"));
+	tu_run_fini(&r);
+	tu_run(&r, ctl_nf,
+	       ARGV("nf", "script", "--queue", "65534", "--queues", "3"));
+	ck_assert_int_eq(r.rc, CTL_FAIL);
+	ck_assert_ptr_nonnull(strstr(r.err, "past queue 65535"));
+	tu_run_fini(&r);
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--queues", "0"));
+	ck_assert_int_eq(r.rc, CTL_USAGE);
+	tu_run_fini(&r);
+	/* one queue is the same as none said */
+	tu_run(&r, ctl_nf, ARGV("nf", "script", "--queues", "1"));
+	ck_assert_int_eq(r.rc, CTL_OK);
+	ck_assert_int_eq(count_str(r.out, "-j NFQUEUE --queue-num 1\n"), 5);
+	tu_run_fini(&r);
+
 	tu_run(&r, ctl_nf, ARGV("nf", "script", "--exempt-uid", "4242"));
 	ck_assert_int_eq(r.rc, CTL_OK);
 	ck_assert_ptr_nonnull(strstr(r.out, "--uid-owner 4242 -j RETURN"));
