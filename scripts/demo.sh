@@ -5,11 +5,12 @@
 # It brings up a simulated world (a CI runner with docker0 and a container,
 # and an "internet" with HTTP, HTTPS, DNS and UDP services), starts egressd
 # in the runner's network namespace with fixtures/demo/live-policy.txt,
-# sends a scripted mix of allowed and blocked HTTP, HTTPS and raw TCP from a
-# host process and from a container, prints the connection log, and tears
-# everything down (scripts/demo-live.sh).  Then it shows the offline tools
-# on fixtures/demo/policy.txt and events.jsonl.  UDP and DNS are not
-# intercepted yet (they arrive with the NFQUEUE/DNS proxy).
+# sends a scripted mix of allowed and blocked HTTP, HTTPS, raw TCP, DNS (UDP
+# and TCP) and other UDP from a host process and from a container, prints
+# the connection log, and tears everything down (scripts/demo-live.sh).
+# Then it shows the offline tools on fixtures/demo/policy.txt and
+# events.jsonl.  Real Docker containers (dockerd, egress-runc) are not part
+# of the demo: `make check-docker` runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,4 +38,4 @@ echo
 echo "== egressctl analyze (the same events as a connection log)"
 "$ctl" analyze --policy "$policy" --log "$events" -v || true
 echo
-echo "(not built yet: UDP/DNS interception and egress-runc; see README.md)"
+echo "(real Docker containers with egress-runc: make check-docker; other kernels: make vm-matrix; see README.md)"
