@@ -74,17 +74,6 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_val(char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool name_is(const char *p, size_t n, const char *name)
 {
 	return n == strlen(name) && strncasecmp(p, name, n) == 0;
@@ -201,12 +190,12 @@ static void http_chunk_size(struct httpresp *h, const char *s, size_t n)
 	uint64_t v = 0;
 	size_t i = 0;
 
-	for (; i < n && hex_val(s[i]) >= 0; i++) {
+	for (; i < n && util_hex_val(s[i]) >= 0; i++) {
 		if (i == 15) {
 			http_fail(h, "chunk size too large");
 			return;
 		}
-		v = v << 4 | (uint64_t)hex_val(s[i]);
+		v = v << 4 | (uint64_t)util_hex_val(s[i]);
 	}
 	if (i == 0) {
 		http_fail(h, "bad chunk size");

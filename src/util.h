@@ -61,4 +61,16 @@ char *util_ascii_lower(const char *s, size_t n) NONNULL(1) WUNRES;
  * decision, shared by the TCP proxy, the DNS proxy and the UDP queue. */
 double util_mono_now(void);
 
+/* The value of one hex digit, or -1 if c is not one. */
+static inline int util_hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 #endif /* EGRESS_UTIL_H */

@@ -76,27 +76,16 @@ static char *read_request(int fd)
 	return NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s[0..n) (the query value is sent escaped). */
 static char *unescape(const char *s, size_t n)
 {
 	struct strbuf sb = { 0 };
 
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
-			strbuf_addc(&sb, (char)(hexval(s[i + 1]) << 4 |
-						hexval(s[i + 2])));
+		if (s[i] == '%' && i + 2 < n && util_hex_val(s[i + 1]) >= 0 &&
+		    util_hex_val(s[i + 2]) >= 0) {
+			strbuf_addc(&sb, (char)(util_hex_val(s[i + 1]) << 4 |
+						util_hex_val(s[i + 2])));
 			i += 2;
 		} else {
 			strbuf_addc(&sb, s[i]);
