@@ -14,10 +14,7 @@
 . "$(dirname "$0")/../netns/egressd_lib.sh"
 . "$(dirname "$0")/images.sh"
 require_root
-command -v python3 >/dev/null || {
-	echo "not ok - python3 is missing (log checks)"
-	exit 1
-}
+require_python3 "log checks"
 
 W=$(world_name c)
 check "up --docker" world_up "$W" --docker

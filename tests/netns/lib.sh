@@ -92,3 +92,11 @@ require_root() {
 		exit 1
 	fi
 }
+
+# require_python3 WHY: the test's clients or log checks are python3
+require_python3() {
+	command -v python3 >/dev/null || {
+		echo "not ok - python3 is missing ($1)"
+		exit 1
+	}
+}

@@ -11,10 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egressd_lib.sh"
 require_root
-command -v python3 >/dev/null || {
-	echo "not ok - python3 is missing (log checks)"
-	exit 1
-}
+require_python3 "log checks"
 
 W=$(world_name m)
 check "up" world_up "$W" --containers 1

@@ -22,10 +22,7 @@ for f in "$EGRESSCTL" "$PROBE"; do
 		exit 1
 	fi
 done
-command -v python3 >/dev/null || {
-	echo "not ok - python3 is missing (ICMP and fast-path clients)"
-	exit 1
-}
+require_python3 "ICMP and fast-path clients"
 
 W=$(world_name u)
 check "up with a docker0 and a br-sim1 container" \

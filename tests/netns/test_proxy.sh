@@ -11,10 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egressd_lib.sh"
 require_root
-command -v python3 >/dev/null || {
-	echo "not ok - python3 is missing (hostile-input clients)"
-	exit 1
-}
+require_python3 "hostile-input clients"
 
 W=$(world_name x)
 check "up" world_up "$W" --containers 1

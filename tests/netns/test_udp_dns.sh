@@ -17,10 +17,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egressd_lib.sh"
 require_root
-command -v python3 >/dev/null || {
-	echo "not ok - python3 is missing (UDP/DNS clients)"
-	exit 1
-}
+require_python3 "UDP/DNS clients"
 TOOL=$(readlink -f "$(dirname "$0")/udp_tool.py")
 
 W=$(world_name u)

@@ -12,10 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egressd_lib.sh"
 require_root
-command -v python3 >/dev/null || {
-	echo "not ok - python3 is missing (UDP/DNS clients)"
-	exit 1
-}
+require_python3 "UDP/DNS clients"
 if [ "$(nproc)" -lt 2 ]; then
 	echo "not ok - this test needs two CPUs (it has $(nproc)): clients on CPU 0 and CPU 1 reach two queues"
 	exit 1
